@@ -1,0 +1,199 @@
+"""Stream one generation from its backend into the relay, inside one event loop.
+
+Tokens are coalesced into chunks (the first token goes out at once, then at
+most one chunk per flush interval or per N tokens), so the per-token work is
+one list append; Redis and the channel layer see one write per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import relay, runtime
+from .backends import (
+    BackendError,
+    BackendTimeout,
+    ChatMessage,
+    Endpoint,
+    Event,
+    Finish,
+    Timeouts,
+    Token,
+    backend_for,
+)
+from .params import SamplingParams
+
+Status = Literal["done", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    first_token: float
+    idle: float
+    connect: float
+    total: float
+    heartbeat: float
+    flush_interval: float
+    flush_tokens: int
+
+    @classmethod
+    def from_settings(cls, values: dict[str, Any]) -> Limits:
+        return cls(
+            first_token=values["FIRST_TOKEN_TIMEOUT"], idle=values["IDLE_TIMEOUT"],
+            connect=values["CONNECT_TIMEOUT"], total=values["MAX_DURATION"],
+            heartbeat=values["HEARTBEAT_INTERVAL"], flush_interval=values["FLUSH_INTERVAL"],
+            flush_tokens=values["FLUSH_TOKENS"],
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    generation_id: str
+    group: str
+    endpoint: Endpoint
+    messages: list[ChatMessage]
+    params: SamplingParams
+
+
+@dataclass
+class Outcome:
+    status: Status = "done"
+    text: str = ""
+    finish_reason: str = ""
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    time_to_first_token_ms: float | None = None
+    tokens_per_second: float | None = None
+    model_id: str = ""
+    error_code: str = ""
+    error_detail: str = ""
+    token_count: int = field(default=0, repr=False)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
+            "generated_tokens": self.generated_tokens,
+            "time_to_first_token_ms": self.time_to_first_token_ms,
+            "tokens_per_second": self.tokens_per_second, "model_id": self.model_id,
+        }
+
+    def error(self) -> dict[str, str] | None:
+        return {"code": self.error_code, "detail": self.error_detail} if self.error_code else None
+
+
+class Generation:
+    def __init__(self, job: Job, limits: Limits) -> None:
+        self.job = job
+        self.limits = limits
+        self.publisher = relay.Publisher(job.generation_id, job.group)
+        self.outcome = Outcome()
+        self._pieces: list[str] = []
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def run(self) -> Outcome:
+        """Stream to the end, a stop, or a failure; every token is logged before returning."""
+        started = time.monotonic()
+        reader = asyncio.create_task(self._read(started))
+        runtime.register(self.job.generation_id, reader)
+        beating = asyncio.create_task(self._beat())
+        if await relay.cancel_requested(self.job.generation_id):
+            reader.cancel()
+        try:
+            await reader
+        except asyncio.CancelledError:
+            if not reader.cancelled():
+                raise
+            self.outcome.status = "stopped"
+            self.outcome.finish_reason = "stopped"
+        except BackendError as exc:
+            self.outcome.status = "failed"
+            self.outcome.error_code, self.outcome.error_detail = exc.code, exc.detail
+        finally:
+            beating.cancel()
+            await self._flush()
+        self._finish_stats(started)
+        return self.outcome
+
+    async def done(self) -> None:
+        """Log and announce the end, once the outcome is saved."""
+        outcome = self.outcome
+        await self.publisher.done(status=outcome.status, stats=outcome.stats(), error=outcome.error())
+
+    async def _read(self, started: float) -> None:
+        limits = self.limits
+        backend = backend_for(self.job.endpoint, timeouts=Timeouts(limits.connect, limits.total))
+        events = backend.stream(self.job.messages, self.job.params)
+        try:
+            timeout = limits.first_token
+            while (event := await _next(events, timeout)) is not None:
+                if isinstance(event, Token):
+                    if self.outcome.time_to_first_token_ms is None:
+                        self.outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
+                        timeout = limits.idle
+                    await self._add(event.text)
+                elif isinstance(event, Finish):
+                    self._apply_finish(event)
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    def _apply_finish(self, event: Finish) -> None:
+        self.outcome.finish_reason = event.reason
+        self.outcome.prompt_tokens = event.prompt_tokens
+        self.outcome.generated_tokens = event.generated_tokens
+        self.outcome.model_id = event.model_id
+
+    async def _add(self, text: str) -> None:
+        self._pieces.append(text)
+        self._pending.append(text)
+        self.outcome.token_count += 1
+        due = self._last_flush + self.limits.flush_interval - time.monotonic()
+        if due <= 0 or len(self._pending) >= self.limits.flush_tokens:
+            await self._flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(due, lambda: loop.create_task(self._flush()))
+
+    async def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        self._last_flush = time.monotonic()
+        # Shielded: a stop must not leave a chunk numbered but unlogged.
+        await asyncio.shield(self.publisher.chunk(text))
+
+    async def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await relay.heartbeat(self.job.generation_id)
+            await asyncio.sleep(self.limits.heartbeat)
+
+    def _finish_stats(self, started: float) -> None:
+        outcome = self.outcome
+        outcome.text = "".join(self._pieces)
+        if outcome.generated_tokens is None and outcome.token_count:
+            outcome.generated_tokens = outcome.token_count
+        if outcome.time_to_first_token_ms is not None and outcome.generated_tokens:
+            streaming = time.monotonic() - started - outcome.time_to_first_token_ms / 1000
+            if streaming > 0:
+                outcome.tokens_per_second = round(outcome.generated_tokens / streaming, 2)
+            outcome.time_to_first_token_ms = round(outcome.time_to_first_token_ms, 1)
+
+
+async def _next(events: AsyncIterator[Event], timeout: float) -> Event | None:
+    try:
+        async with asyncio.timeout(timeout):
+            return await anext(events)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError as exc:
+        raise BackendTimeout() from exc

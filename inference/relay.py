@@ -1,0 +1,176 @@
+"""The token log and the live announcements: the one place that talks to both.
+
+Each generation has a Redis Stream (its token log, the truth) whose entry ids
+are ``0-<seq>``, so a replay "after seq n" is one exclusive XRANGE and a chunk
+can never be logged twice. Every logged event is then announced on the
+channel-layer group the caller names (one group per conversation), which only
+wakes the sockets up: a socket that missed an announcement reads the log.
+A heartbeat key tells the reaper which generations still have a live worker,
+and a cancel flag plus a pub/sub message tell the worker to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import Any, Literal, NotRequired, TypedDict
+
+import redis
+import redis.asyncio as aioredis
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+CANCEL_CHANNEL = "gatehouse:cancel"
+
+
+class ChunkEvent(TypedDict):
+    type: Literal["chunk"]
+    message: str
+    seq: int
+    text: str
+
+
+class DoneEvent(TypedDict):
+    type: Literal["done"]
+    message: str
+    seq: int
+    status: str
+    stats: dict[str, Any]
+    error: NotRequired[dict[str, str]]
+
+
+class MessageEvent(TypedDict):
+    type: Literal["message"]
+    message: dict[str, Any]
+
+
+LogEvent = ChunkEvent | DoneEvent
+
+
+def _key(generation_id: str, kind: str) -> str:
+    return f"gatehouse:gen:{generation_id}:{kind}"
+
+
+# One asyncio client per event loop (uvicorn's loop, the worker's relay loop, a test's loop).
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+_sync_client: redis.Redis | None = None
+
+
+def async_client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        _async_clients[loop] = client
+    return client
+
+
+def sync_client() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(
+            settings.REDIS_URL, decode_responses=True, socket_timeout=5
+        )
+    return _sync_client
+
+
+def ping() -> bool:
+    try:
+        return bool(sync_client().ping())
+    except redis.RedisError:
+        return False
+
+
+class Publisher:
+    """Log and announce one generation's events, numbered from 1 in order."""
+
+    def __init__(self, generation_id: str, group: str) -> None:
+        self.generation_id = generation_id
+        self.group = group
+        self.seq = 0
+        self._lock = asyncio.Lock()
+        self._log_key = _key(generation_id, "log")
+        self._ttl = settings.GENERATION["LOG_TTL"]
+
+    async def chunk(self, text: str) -> None:
+        async with self._lock:
+            self.seq += 1
+            event: ChunkEvent = {
+                "type": "chunk", "message": self.generation_id, "seq": self.seq, "text": text,
+            }
+            await self._publish(event)
+
+    async def done(self, *, status: str, stats: dict[str, Any], error: dict[str, str] | None) -> None:
+        async with self._lock:
+            self.seq += 1
+            event: DoneEvent = {
+                "type": "done", "message": self.generation_id, "seq": self.seq,
+                "status": status, "stats": stats,
+            }
+            if error:
+                event["error"] = error
+            await self._publish(event)
+
+    async def _publish(self, event: LogEvent) -> None:
+        client = async_client()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xadd(self._log_key, {"e": json.dumps(event)}, id=f"0-{event['seq']}")
+            pipe.expire(self._log_key, self._ttl)
+            await pipe.execute()
+        await announce(self.group, event)
+
+
+async def publish_end(
+    generation_id: str, group: str, *, after_seq: int, status: str,
+    error: dict[str, str] | None = None,
+) -> None:
+    """Log and announce the end of a generation that no running worker will finish."""
+    publisher = Publisher(generation_id, group)
+    publisher.seq = after_seq
+    await publisher.done(status=status, stats={}, error=error)
+
+
+async def announce(group: str, event: LogEvent | MessageEvent) -> None:
+    """Wake every socket of ``group`` up with ``event``."""
+    await get_channel_layer().group_send(group, {"type": "relay.event", "event": event})
+
+
+async def log_read(generation_id: str, *, after_seq: int = 0) -> list[LogEvent]:
+    """Return the logged events of a generation with a seq above ``after_seq``."""
+    entries = await async_client().xrange(_key(generation_id, "log"), min=f"(0-{after_seq}")
+    return [json.loads(fields["e"]) for _, fields in entries]
+
+
+def log_text(generation_id: str) -> tuple[str, int]:
+    """Return the text logged so far for a generation and the number of chunks."""
+    entries = sync_client().xrange(_key(generation_id, "log"))
+    events = [json.loads(fields["e"]) for _, fields in entries]
+    chunks = [event["text"] for event in events if event["type"] == "chunk"]
+    return "".join(chunks), len(chunks)
+
+
+async def heartbeat(generation_id: str) -> None:
+    ttl_ms = int(settings.GENERATION["HEARTBEAT_TTL"] * 1000)
+    await async_client().set(_key(generation_id, "hb"), "1", px=ttl_ms)
+
+
+def heartbeats_alive(generation_ids: list[str]) -> set[str]:
+    """Return the ids among ``generation_ids`` whose worker beat recently."""
+    if not generation_ids:
+        return set()
+    values = sync_client().mget([_key(gid, "hb") for gid in generation_ids])
+    return {gid for gid, value in zip(generation_ids, values, strict=True) if value}
+
+
+def cancel_request(generation_id: str) -> None:
+    """Ask whichever worker runs ``generation_id`` to stop it."""
+    client = sync_client()
+    client.set(_key(generation_id, "cancel"), "1", ex=settings.GENERATION["LOG_TTL"])
+    client.publish(CANCEL_CHANNEL, generation_id)
+
+
+async def cancel_requested(generation_id: str) -> bool:
+    return bool(await async_client().exists(_key(generation_id, "cancel")))

@@ -1,0 +1,71 @@
+"""One event loop per worker process that every generation in it streams on.
+
+Celery's thread pool gives each running task a thread; the thread hands its
+generation to this loop and waits. All streams of the process then share one
+Redis connection pool and one channel-layer connection, and one subscription
+to the cancel channel reaches any of them within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from . import relay
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_pid: int | None = None
+_running: dict[str, asyncio.Task[Any]] = {}
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the process's relay loop and return its result."""
+    return asyncio.run_coroutine_threadsafe(coro, _relay_loop()).result()
+
+
+def _relay_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _pid
+    with _lock:
+        if _loop is None or _pid != os.getpid():  # a forked child starts its own
+            _loop = asyncio.new_event_loop()
+            _pid = os.getpid()
+            _running.clear()
+            threading.Thread(target=_serve, args=(_loop,), name="relay-loop", daemon=True).start()
+        return _loop
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.create_task(_listen_for_cancels())
+    loop.run_forever()
+
+
+async def _listen_for_cancels() -> None:
+    while True:
+        try:
+            pubsub = relay.async_client().pubsub()
+            await pubsub.subscribe(relay.CANCEL_CHANNEL)
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    task = _running.get(message["data"])
+                    if task is not None:
+                        task.cancel()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("cancel listener lost its connection; resubscribing")
+            await asyncio.sleep(1)
+
+
+def register(generation_id: str, task: asyncio.Task[Any]) -> None:
+    """Let a cancel message for ``generation_id`` cancel ``task``."""
+    _running[generation_id] = task
+    task.add_done_callback(lambda _: _running.pop(generation_id, None))

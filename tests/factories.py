@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import factory
+from factory.django import DjangoModelFactory
+
+from webapp.accounts.models import User
+from webapp.catalog.models import AccessPolicy, LanguageModel, ModelEndpoint
+from webapp.chat.models import Conversation, Message, Role, Status
+
+PASSWORD = "correct horse battery"
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.org")
+    password = factory.django.Password(PASSWORD)
+
+
+class LanguageModelFactory(DjangoModelFactory):
+    class Meta:
+        model = LanguageModel
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"model-{n}")
+    display_name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    description = "A **test** model."
+    backend = "openai"
+    access_policy = AccessPolicy.REGISTERED
+    default_params = factory.LazyFunction(lambda: {"max_new_tokens": 64, "temperature": 0.7})
+
+
+class ModelEndpointFactory(DjangoModelFactory):
+    class Meta:
+        model = ModelEndpoint
+
+    model = factory.SubFactory(LanguageModelFactory)
+    url = "http://127.0.0.1:9/"
+
+
+class ConversationFactory(DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    user = factory.SubFactory(UserFactory)
+    model = factory.SubFactory(LanguageModelFactory)
+    title = "A conversation"
+
+
+class MessageFactory(DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    conversation = factory.SubFactory(ConversationFactory)
+    role = Role.USER
+    content = "Hello"
+    status = Status.DONE

@@ -1,0 +1,38 @@
+"""Load model definitions from a YAML file; a re-run updates, never duplicates."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import yaml
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from webapp.catalog.services import ModelSpecError, model_load_many
+
+_ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+class Command(BaseCommand):
+    help = "Create or update language models and their endpoints from a YAML file."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="YAML file with a top-level 'models:' list")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            with open(options["file"], encoding="utf-8") as handle:
+                # ${VAR} lets API keys stay in the environment, out of the file.
+                text = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), handle.read())
+            data = yaml.safe_load(text) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise CommandError("The file must be a mapping with a 'models:' list.")
+        try:
+            results = model_load_many(specs=data.get("models"))
+        except ModelSpecError as exc:
+            raise CommandError(str(exc)) from exc
+        for model, created in results:
+            self.stdout.write(f"{'created' if created else 'updated'} {model.slug}")

@@ -1,0 +1,68 @@
+"""Language models, the endpoints that serve them, and who may use them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from webapp.core.models import BaseModel
+
+
+class AccessPolicy(models.TextChoices):
+    PUBLIC = "public", "Public: anyone"
+    REGISTERED = "registered", "Registered: any signed-in user"
+    GATED = "gated", "Gated: an approved access request is needed"
+    PRIVATE = "private", "Private: named groups only"
+
+
+class BackendKind(models.TextChoices):
+    TGI = "tgi", "text-generation-inference"
+    OPENAI = "openai", "OpenAI-compatible (vLLM, llama.cpp, SGLang…)"
+
+
+class LanguageModel(BaseModel):
+    slug = models.SlugField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="The model card, in Markdown.")
+    licence_name = models.CharField(max_length=200, blank=True)
+    licence_url = models.URLField(blank=True)
+    backend = models.CharField(max_length=16, choices=BackendKind.choices)
+    backend_model = models.CharField(
+        max_length=200, blank=True,
+        help_text="Model name sent to an OpenAI-compatible server; blank lets the server choose.",
+    )
+    default_params = models.JSONField(default=dict, blank=True)
+    context_length = models.PositiveIntegerField(default=4096)
+    access_policy = models.CharField(
+        max_length=16, choices=AccessPolicy.choices, default=AccessPolicy.REGISTERED
+    )
+    allowed_groups = models.ManyToManyField("auth.Group", blank=True, related_name="+")
+    is_active = models.BooleanField(default=True)
+    position = models.IntegerField(default=0, help_text="Lower comes first in lists.")
+
+    class Meta:
+        ordering = ["position", "display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("catalog:model_detail", kwargs={"slug": self.slug})
+
+
+class ModelEndpoint(BaseModel):
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="endpoints")
+    url = models.URLField(max_length=500)
+    api_key = models.CharField(max_length=500, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "url"], name="catalog_endpoint_unique_url"),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+

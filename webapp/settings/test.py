@@ -1,0 +1,24 @@
+"""Tests: real PostgreSQL and Redis (a database index of their own), short timeouts."""
+
+from __future__ import annotations
+
+from .base import *  # noqa: F403
+from .base import CHANNEL_LAYERS, GENERATION, env
+
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/9")
+CHANNEL_LAYERS["default"]["CONFIG"] = {"hosts": [REDIS_URL], "prefix": "gatehouse-test"}
+CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+GENERATION.update(
+    FIRST_TOKEN_TIMEOUT=env.float("GENERATION_FIRST_TOKEN_TIMEOUT", default=1.5),
+    IDLE_TIMEOUT=env.float("GENERATION_IDLE_TIMEOUT", default=1.5),
+    HEARTBEAT_INTERVAL=0.5,
+    HEARTBEAT_TTL=2.0,
+)
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads of async tests must not keep connections

@@ -6,7 +6,7 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
 from tests.ws import chunk_text, connect, seqs
-from webapp.chat.models import Message, Role, Status
+from webapp.chat.models import Message, Status
 from webapp.chat.services import conversation_start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -159,4 +159,3 @@ async def wait_for_final(message_id: str, timeout: float = 5.0) -> Message:
     raise AssertionError(f"message {message_id} is still {message.status}")
 
 
-__all__ = ["Role"]

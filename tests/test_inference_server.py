@@ -396,3 +396,34 @@ async def test_many_concurrent_streams(server):
     counts = await asyncio.gather(*(one() for _ in range(50)))
     assert counts == [20] * 50
     assert all(r["completed"] for r in server.generations())
+
+
+async def test_cancelling_the_consumer_task_disconnects(server):
+    server.push({"n_tokens": 500, "rate": 100})
+
+    async def consume():
+        async for _ in tgi_client(server).generate_stream("Hi", max_new_tokens=1000):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rec = server.wait_for_disconnect(timeout=5)
+    assert 0 < rec["tokens_sent"] < 500
+
+
+def test_max_concurrent_requests_answers_429():
+    with ScriptedServer(max_concurrent_requests=1) as limited:
+        limited.push({"hang": True})
+        with httpx.Client(base_url=limited.url) as client:
+            body = {"inputs": "Hi", "stream": True}
+            with client.stream("POST", "/", json=body) as first:
+                assert first.status_code == 200
+                limited.wait_for_hang(timeout=5)
+                second = httpx.post(f"{limited.url}/generate", json={"inputs": "Hi"})
+                assert second.status_code == 429
+                assert second.json()["error_type"] == "overloaded"
+        limited.wait_for_disconnect(timeout=5)
+        assert httpx.get(f"{limited.url}/info").json()["max_concurrent_requests"] == 1

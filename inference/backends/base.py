@@ -78,6 +78,10 @@ class BackendRejected(BackendError):
     code = "backend_rejected"
     default_detail = "The model server rejected the request."
 
+    @classmethod
+    def because(cls, reason: str) -> BackendRejected:
+        return cls(f"{cls.default_detail[:-1]}: {reason}" if reason else None)
+
 
 class BackendFailed(BackendError):
     code = "backend_failed"

@@ -97,16 +97,15 @@ def _translate(exc: Exception) -> BackendError:
     if isinstance(exc, openai.RateLimitError):
         return BackendOverloaded()
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return BackendRejected(_server_message(exc))
+        return _server_message(exc)
     if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
         return BackendUnavailable() if exc.status_code in (502, 503, 504) else BackendFailed()
     return BackendFailed()
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
+def _server_message(exc: openai.APIStatusError) -> BackendRejected:
     body = exc.body
+    message = ""
     if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message")
-        if message:
-            return f"The model server rejected the request: {message}"
-    return BackendRejected.default_detail
+        message = body.get("message") or (body.get("error") or {}).get("message") or ""
+    return BackendRejected.because(str(message))

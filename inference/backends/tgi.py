@@ -39,6 +39,10 @@ _ERRORS: list[tuple[type[Exception], type[BackendError]]] = [
     (tgi_errors.ShardNotReadyError, BackendUnavailable),
     (tgi_errors.ShardTimeoutError, BackendUnavailable),
     (tgi_errors.NotFoundError, BackendUnavailable),
+    (tgi_errors.GenerationError, BackendFailed),
+    (tgi_errors.IncompleteGenerationError, BackendFailed),
+    # The client's fallback for a status it does not know (a 502/503 from TGI or its proxy).
+    (tgi_errors.UnknownError, BackendUnavailable),
 ]
 
 
@@ -103,7 +107,7 @@ def _chatml(messages: list[ChatMessage]) -> str:
 def _translate(exc: Exception) -> BackendError:
     for source, target in _ERRORS:
         if isinstance(exc, source):
-            return target(str(exc) or None) if target is BackendRejected else target()
+            return BackendRejected.because(str(exc)) if target is BackendRejected else target()
     if isinstance(exc, asyncio.TimeoutError):
         return BackendTimeout()
     if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):

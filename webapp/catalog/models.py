@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from webapp.core.models import BaseModel
@@ -51,9 +54,20 @@ class LanguageModel(BaseModel):
         return reverse("catalog:model_detail", kwargs={"slug": self.slug})
 
 
+def validate_endpoint_url(value: str) -> None:
+    """Accept http(s) URLs with any host name, including single-label ones such as ``tgi``."""
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValidationError("Enter an http:// or https:// URL with a host name.")
+
+
 class ModelEndpoint(BaseModel):
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="endpoints")
-    url = models.URLField(max_length=500)
+    url = models.CharField(max_length=500, validators=[validate_endpoint_url])
     api_key = models.CharField(max_length=500, blank=True)
     is_active = models.BooleanField(default=True)
 

@@ -6,17 +6,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils.text import slugify
 
 from inference.params import ParamsError, params_parse
 
-from .models import AccessPolicy, BackendKind, LanguageModel, ModelEndpoint
+from .models import AccessPolicy, BackendKind, LanguageModel, ModelEndpoint, validate_endpoint_url
 
 _FIELDS = {
-    "display_name", "description", "licence_name", "licence_url", "backend", "backend_model",
-    "default_params", "context_length", "access_policy", "is_active", "position",
+    "display_name",
+    "description",
+    "licence_name",
+    "licence_url",
+    "backend",
+    "backend_model",
+    "default_params",
+    "context_length",
+    "access_policy",
+    "is_active",
+    "position",
 }
 
 
@@ -77,10 +85,15 @@ def _parse_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[dict
         raise ModelSpecError(f"{slug}: backend must be one of {', '.join(BackendKind.values)}.")
     policy = fields.setdefault("access_policy", AccessPolicy.REGISTERED)
     if policy not in AccessPolicy.values:
-        raise ModelSpecError(f"{slug}: access_policy must be one of {', '.join(AccessPolicy.values)}.")
+        raise ModelSpecError(
+            f"{slug}: access_policy must be one of {', '.join(AccessPolicy.values)}."
+        )
     try:
-        model_params_check(backend=fields["backend"], params=fields.get("default_params") or {},
-                           context_length=int(fields.get("context_length", 4096)))
+        model_params_check(
+            backend=fields["backend"],
+            params=fields.get("default_params") or {},
+            context_length=int(fields.get("context_length", 4096)),
+        )
     except (ModelSpecError, TypeError, ValueError) as exc:
         raise ModelSpecError(f"{slug}: {exc}") from exc
     return slug, fields, _parse_endpoints(slug, spec.get("endpoints"))
@@ -93,8 +106,10 @@ def _parse_endpoints(slug: str, raw: Any) -> list[dict[str, str]]:
     for item in raw:
         endpoint = {"url": item} if isinstance(item, str) else dict(item or {})
         try:
-            URLValidator(schemes=["http", "https"])(endpoint.get("url", ""))
+            validate_endpoint_url(endpoint.get("url", ""))
         except ValidationError as exc:
-            raise ModelSpecError(f"{slug}: endpoint URL {endpoint.get('url')!r} is not valid.") from exc
+            raise ModelSpecError(
+                f"{slug}: endpoint URL {endpoint.get('url')!r} is not valid."
+            ) from exc
         endpoints.append({k: str(v) for k, v in endpoint.items() if k in ("url", "api_key")})
     return endpoints

@@ -19,6 +19,7 @@ from inference import relay
 from webapp.core.errors import ApplicationError
 
 from . import selectors, services
+from .models import conversation_group
 
 logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 256 * 1024
@@ -78,7 +79,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sent = await database_sync_to_async(services.message_send)(
             user=self.user, conversation_id=conversation_id, content=content, client_id=client_id
         )
-        group = sent.user_message.conversation.group
+        group = conversation_group(sent.user_message.conversation_id)
         await self._watch(group)
         for message in (sent.user_message, sent.assistant_message):
             event: relay.MessageEvent = {
@@ -93,9 +94,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = await database_sync_to_async(services.message_regenerate)(
             user=self.user, message_id=_field(frame, "message", str)
         )
-        await self._watch(message.conversation.group)
+        await self._watch(conversation_group(message.conversation_id))
         await relay.announce(
-            message.conversation.group,
+            conversation_group(message.conversation_id),
             {"type": "message", "message": selectors.message_serialize(message)},
         )
 
@@ -105,7 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if stopped.before_start:
             message = stopped.message
-            await relay.publish_end(str(message.pk), message.conversation.group,
+            await relay.publish_end(str(message.pk), conversation_group(message.conversation_id),
                                     after_seq=0, status="stopped")
 
     async def _watch(self, group: str) -> None:

@@ -8,6 +8,11 @@ from django.db import models
 from webapp.core.models import BaseModel
 
 
+def conversation_group(conversation_id: object) -> str:
+    """Return the channel-layer group every socket watching the conversation joins."""
+    return f"conversation.{conversation_id}"
+
+
 class Conversation(BaseModel):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
@@ -29,8 +34,7 @@ class Conversation(BaseModel):
 
     @property
     def group(self) -> str:
-        """The channel-layer group every socket watching this conversation joins."""
-        return f"conversation.{self.pk}"
+        return conversation_group(self.pk)
 
 
 class Role(models.TextChoices):

@@ -1,0 +1,138 @@
+"""When the inference server fails, the user sees why at once, the reply keeps its partial
+text, and nothing stays "typing" forever."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+
+from inference.tasks import reap_generations
+from tests.factories import LanguageModelFactory, ModelEndpointFactory
+from tests.test_chat_stream import start, wait_for_final
+from tests.ws import chunk_text, connect
+from webapp.chat.models import Message, Status
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ({"status": 429}, "backend_overloaded"),
+        ({"status": 503}, "backend_unavailable"),
+        ({"hang": True}, "backend_timeout"),
+        ({"delay": 5}, "backend_timeout"),
+    ],
+    ids=["overloaded-429", "unavailable-503", "hangs-after-headers", "slow-headers"],
+)
+async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
+    worker, inference, user, backend_model, script, code
+):
+    inference.push(script)
+    conversation, reply = await start(user, backend_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    frames = await socket.receive_until("done", message=reply)
+
+    done = frames[-1]
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == code
+    assert "try again" in done["error"]["detail"].lower()
+    saved = await Message.objects.aget(pk=reply)
+    assert (saved.status, saved.error_code) == (Status.FAILED, code)
+    await socket.close()
+
+
+async def test_rejected_parameters_show_the_servers_reason(worker, inference, user, backend_model):
+    inference.push({"status": 422})
+    conversation, reply = await start(user, backend_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    done = (await socket.receive_until("done", message=reply))[-1]
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "backend_rejected"
+    assert "rejected" in done["error"]["detail"]
+    await socket.close()
+
+
+async def test_failure_mid_stream_keeps_the_partial_text(worker, inference, user, backend_model):
+    inference.push({"tokens": ["One", " two", " three", " four"], "fail_after": 3, "rate": 50})
+    conversation, reply = await start(user, backend_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    frames = await socket.receive_until("done", message=reply)
+
+    assert chunk_text(frames) == "One two three"
+    assert frames[-1]["error"]["code"] == "backend_failed"
+    saved = await Message.objects.aget(pk=reply)
+    assert (saved.status, saved.content) == (Status.FAILED, "One two three")
+    await socket.close()
+
+
+async def test_unreachable_server_fails_within_two_seconds(worker, inference, user):
+    model = await database_sync_to_async(LanguageModelFactory)(slug="down", backend="openai")
+    await database_sync_to_async(ModelEndpointFactory)(model=model, url="http://127.0.0.1:9/")
+    conversation, reply = await start(user, model)
+    ok, socket = await connect(user)
+    began = time.monotonic()
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    done = (await socket.receive_until("done", message=reply, timeout=2.0))[-1]
+    assert time.monotonic() - began < 2.0
+    assert done["error"]["code"] == "backend_unavailable"
+    await socket.close()
+
+
+async def test_a_failed_reply_can_be_regenerated(worker, inference, user, openai_model):
+    inference.push({"status": 429}, {"tokens": ["Better", " now"]})
+    conversation, reply = await start(user, openai_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    await socket.receive_until("done", message=reply)
+
+    await socket.send({"type": "regenerate", "message": reply})
+    frames = await socket.receive_until("done", status="done")
+    new_reply = next(f["message"] for f in frames if f["type"] == "message")
+    assert new_reply["role"] == "assistant" and new_reply["id"] != reply
+    assert chunk_text(frames) == "Better now"
+    first = await Message.objects.aget(pk=reply)
+    second = await Message.objects.aget(pk=new_reply["id"])
+    assert first.parent_id == second.parent_id  # a sibling branch, not a new turn
+    await socket.close()
+
+
+async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
+    worker, inference, user, openai_model
+):
+    inference.push({"n_tokens": 400, "rate": 20})
+    conversation, reply = await start(user, openai_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    streamed = [await socket.receive() for _ in range(3)]
+    worker.kill()
+
+    await asyncio.sleep(2.5)  # the heartbeat lapses (2 s in the test settings)
+    assert await database_sync_to_async(reap_generations)() == 1
+    frames = await socket.receive_until("done", message=reply)
+    assert frames[-1]["status"] == "interrupted"
+    saved = await wait_for_final(reply)
+    assert saved.status == Status.INTERRUPTED
+    assert saved.content.startswith(chunk_text(streamed))
+    assert saved.content == chunk_text(streamed + frames)
+    await socket.close()
+
+
+async def test_reaper_leaves_live_generations_alone(worker, inference, user, openai_model):
+    inference.push({"n_tokens": 80, "rate": 20})
+    conversation, reply = await start(user, openai_model)
+    ok, socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    await socket.receive()
+    await asyncio.sleep(2.5)
+    assert await database_sync_to_async(reap_generations)() == 0
+    await socket.send({"type": "stop", "message": reply})
+    done = (await socket.receive_until("done", message=reply))[-1]
+    assert done["status"] == "stopped"
+    await socket.close()

@@ -44,9 +44,12 @@ class Limits:
     @classmethod
     def from_settings(cls, values: dict[str, Any]) -> Limits:
         return cls(
-            first_token=values["FIRST_TOKEN_TIMEOUT"], idle=values["IDLE_TIMEOUT"],
-            connect=values["CONNECT_TIMEOUT"], total=values["MAX_DURATION"],
-            heartbeat=values["HEARTBEAT_INTERVAL"], flush_interval=values["FLUSH_INTERVAL"],
+            first_token=values["FIRST_TOKEN_TIMEOUT"],
+            idle=values["IDLE_TIMEOUT"],
+            connect=values["CONNECT_TIMEOUT"],
+            total=values["MAX_DURATION"],
+            heartbeat=values["HEARTBEAT_INTERVAL"],
+            flush_interval=values["FLUSH_INTERVAL"],
             flush_tokens=values["FLUSH_TOKENS"],
         )
 
@@ -76,10 +79,12 @@ class Outcome:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
             "generated_tokens": self.generated_tokens,
             "time_to_first_token_ms": self.time_to_first_token_ms,
-            "tokens_per_second": self.tokens_per_second, "model_id": self.model_id,
+            "tokens_per_second": self.tokens_per_second,
+            "model_id": self.model_id,
         }
 
     def error(self) -> dict[str, str] | None:
@@ -124,7 +129,9 @@ class Generation:
     async def done(self) -> None:
         """Log and announce the end, once the outcome is saved."""
         outcome = self.outcome
-        await self.publisher.done(status=outcome.status, stats=outcome.stats(), error=outcome.error())
+        await self.publisher.done(
+            status=outcome.status, stats=outcome.stats(), error=outcome.error()
+        )
 
     async def _read(self, started: float) -> None:
         limits = self.limits

@@ -99,16 +99,24 @@ class Publisher:
         async with self._lock:
             self.seq += 1
             event: ChunkEvent = {
-                "type": "chunk", "message": self.generation_id, "seq": self.seq, "text": text,
+                "type": "chunk",
+                "message": self.generation_id,
+                "seq": self.seq,
+                "text": text,
             }
             await self._publish(event)
 
-    async def done(self, *, status: str, stats: dict[str, Any], error: dict[str, str] | None) -> None:
+    async def done(
+        self, *, status: str, stats: dict[str, Any], error: dict[str, str] | None
+    ) -> None:
         async with self._lock:
             self.seq += 1
             event: DoneEvent = {
-                "type": "done", "message": self.generation_id, "seq": self.seq,
-                "status": status, "stats": stats,
+                "type": "done",
+                "message": self.generation_id,
+                "seq": self.seq,
+                "status": status,
+                "stats": stats,
             }
             if error:
                 event["error"] = error
@@ -124,7 +132,11 @@ class Publisher:
 
 
 async def publish_end(
-    generation_id: str, group: str, *, after_seq: int, status: str,
+    generation_id: str,
+    group: str,
+    *,
+    after_seq: int,
+    status: str,
     error: dict[str, str] | None = None,
 ) -> None:
     """Log and announce the end of a generation that no running worker will finish."""

@@ -27,16 +27,28 @@ from .generation import Generation, Limits
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="inference.tasks.generate", acks_late=False, ignore_result=True,
-             soft_time_limit=3600, time_limit=3700)
+@shared_task(
+    name="inference.tasks.generate",
+    acks_late=False,
+    ignore_result=True,
+    soft_time_limit=3600,
+    time_limit=3700,
+)
 def generate(message_id: str) -> None:
     try:
         job = generation_start(message_id=message_id)
     except GenerationRefused as exc:
         generation_fail(message_id=message_id, code=exc.code, detail=exc.detail)
         group = _group_of(message_id)
-        runtime.run(relay.publish_end(message_id, group, after_seq=0, status="failed",
-                                      error={"code": exc.code, "detail": exc.detail}))
+        runtime.run(
+            relay.publish_end(
+                message_id,
+                group,
+                after_seq=0,
+                status="failed",
+                error={"code": exc.code, "detail": exc.detail},
+            )
+        )
         return
     if job is None:
         return
@@ -44,18 +56,30 @@ def generate(message_id: str) -> None:
     outcome = runtime.run(generation.run())
     generation_finish(message_id=message_id, outcome=outcome)
     runtime.run(generation.done())
-    logger.info("generation %s ended %s after %s tokens", message_id, outcome.status,
-                outcome.generated_tokens)
+    logger.info(
+        "generation %s ended %s after %s tokens",
+        message_id,
+        outcome.status,
+        outcome.generated_tokens,
+    )
 
 
-@shared_task(name="inference.tasks.reap_generations", ignore_result=True,
-             soft_time_limit=60, time_limit=90)
+@shared_task(
+    name="inference.tasks.reap_generations", ignore_result=True, soft_time_limit=60, time_limit=90
+)
 def reap_generations() -> int:
     reaped = generation_reap()
     for item in reaped:
         error = {"code": "interrupted", "detail": INTERRUPTED_DETAIL}
-        runtime.run(relay.publish_end(item.message_id, item.group, after_seq=item.chunks,
-                                      status="interrupted", error=error))
+        runtime.run(
+            relay.publish_end(
+                item.message_id,
+                item.group,
+                after_seq=item.chunks,
+                status="interrupted",
+                error=error,
+            )
+        )
     return len(reaped)
 
 

@@ -56,10 +56,28 @@ class Worker:
         self.log.parent.mkdir(exist_ok=True)
         redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-P", "threads", "-c", "16",
-             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle",
-             "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                "16",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
         self._wait_ready()
 

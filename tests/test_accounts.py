@@ -18,9 +18,14 @@ def _link(message) -> str:
 
 
 def test_signing_up_sends_a_verification_email_and_verifying_signs_in(client):
-    response = client.post("/accounts/signup/", {
-        "email": "ada@example.org", "password1": PASSWORD, "password2": PASSWORD,
-    })
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "email": "ada@example.org",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
     assert response.status_code == 302
     assert len(mail.outbox) == 1
     user = User.objects.get(email="ada@example.org")
@@ -35,9 +40,14 @@ def test_signing_up_sends_a_verification_email_and_verifying_signs_in(client):
 
 
 def test_an_unverified_user_cannot_sign_in(client):
-    client.post("/accounts/signup/", {
-        "email": "bob@example.org", "password1": PASSWORD, "password2": PASSWORD,
-    })
+    client.post(
+        "/accounts/signup/",
+        {
+            "email": "bob@example.org",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
     client.logout()
     response = client.post("/accounts/login/", {"login": "bob@example.org", "password": PASSWORD})
     assert response.status_code == 302
@@ -70,8 +80,9 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client):
     link = _link(mail.outbox[0])
     form_page = client.get(link, follow=True)
     action = form_page.redirect_chain[-1][0] if form_page.redirect_chain else link
-    response = client.post(action, {"password1": "a brand new secret 42",
-                                    "password2": "a brand new secret 42"})
+    response = client.post(
+        action, {"password1": "a brand new secret 42", "password2": "a brand new secret 42"}
+    )
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password("a brand new secret 42")

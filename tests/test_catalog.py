@@ -44,8 +44,9 @@ def models_file(tmp_path):
 def test_load_models_creates_then_updates_without_duplicates(models_file, monkeypatch):
     monkeypatch.setenv("TEST_TGI_KEY", "s3cret")
     call_command("load_models", str(models_file))
-    models_file.write_text(YAML.replace("LLaMA 7B", "LLaMA 7B (v2)").replace(
-        "      - http://tgi-2:8080\n", ""))
+    models_file.write_text(
+        YAML.replace("LLaMA 7B", "LLaMA 7B (v2)").replace("      - http://tgi-2:8080\n", "")
+    )
     call_command("load_models", str(models_file))
 
     assert LanguageModel.objects.count() == 2
@@ -116,12 +117,21 @@ def test_the_admin_never_shows_an_endpoints_api_key_and_blank_keeps_it(client):
     assert b"sk-very-secret-key" not in page.content
 
     form = {
-        "slug": endpoint.model.slug, "display_name": "Renamed", "backend": "openai",
-        "default_params": '{"max_new_tokens": 32}', "context_length": 4096,
-        "access_policy": "registered", "is_active": "on", "position": 0,
-        "endpoints-TOTAL_FORMS": 1, "endpoints-INITIAL_FORMS": 1,
-        "endpoints-0-id": endpoint.pk, "endpoints-0-model": endpoint.model.pk,
-        "endpoints-0-url": endpoint.url, "endpoints-0-api_key": "", "endpoints-0-is_active": "on",
+        "slug": endpoint.model.slug,
+        "display_name": "Renamed",
+        "backend": "openai",
+        "default_params": '{"max_new_tokens": 32}',
+        "context_length": 4096,
+        "access_policy": "registered",
+        "is_active": "on",
+        "position": 0,
+        "endpoints-TOTAL_FORMS": 1,
+        "endpoints-INITIAL_FORMS": 1,
+        "endpoints-0-id": endpoint.pk,
+        "endpoints-0-model": endpoint.model.pk,
+        "endpoints-0-url": endpoint.url,
+        "endpoints-0-api_key": "",
+        "endpoints-0-is_active": "on",
     }
     response = client.post(f"/admin/catalog/languagemodel/{endpoint.model.pk}/change/", form)
     assert response.status_code == 302, response.content[:2000]

@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 
 from inference import relay
 from tests.factories import ConversationFactory, MessageFactory
-from tests.ws import connect
+from tests.ws import connect, open_socket
 from webapp.chat.models import Message, Role, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,17 +19,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def someone_elses_reply(db, openai_model):
     conversation = ConversationFactory(model=openai_model)
     question = MessageFactory(conversation=conversation, role=Role.USER, content="Secret question")
-    return MessageFactory(conversation=conversation, role=Role.ASSISTANT, parent=question,
-                          status=Status.STREAMING, content="")
+    return MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        parent=question,
+        status=Status.STREAMING,
+        content="",
+    )
 
 
 async def test_anonymous_visitors_cannot_open_the_socket():
-    connected, _ = await connect(None)
+    connected, _ = await open_socket(None)
     assert not connected
 
 
 async def test_a_socket_from_a_foreign_origin_is_refused(user):
-    connected, _ = await connect(user, origin="https://evil.example")
+    connected, _ = await open_socket(user, origin="https://evil.example")
     assert not connected
 
 
@@ -37,12 +42,14 @@ async def test_subscribing_to_someone_elses_conversation_is_refused_and_hears_no
     user, someone_elses_reply
 ):
     conversation = someone_elses_reply.conversation
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": str(conversation.pk), "after_seq": 0})
     assert (await socket.receive())["code"] == "not_found"
 
-    await relay.announce(conversation.group, {"type": "chunk", "message": str(someone_elses_reply.pk),
-                                              "seq": 1, "text": "leak"})
+    await relay.announce(
+        conversation.group,
+        {"type": "chunk", "message": str(someone_elses_reply.pk), "seq": 1, "text": "leak"},
+    )
     assert await socket.is_quiet()
     await socket.close()
 
@@ -51,7 +58,7 @@ async def test_posting_into_someone_elses_conversation_is_refused_and_saves_noth
     user, someone_elses_reply
 ):
     conversation = someone_elses_reply.conversation
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "send", "conversation": str(conversation.pk), "content": "Hijack"})
     assert (await socket.receive())["code"] == "not_found"
     assert await Message.objects.filter(conversation=conversation).acount() == 2
@@ -62,7 +69,7 @@ async def test_posting_into_someone_elses_conversation_is_refused_and_saves_noth
 async def test_stopping_or_regenerating_someone_elses_reply_is_refused(
     user, someone_elses_reply, frame_type
 ):
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": frame_type, "message": str(someone_elses_reply.pk)})
     assert (await socket.receive())["code"] == "not_found"
     assert (await Message.objects.aget(pk=someone_elses_reply.pk)).status == Status.STREAMING
@@ -85,7 +92,7 @@ BAD_FRAMES = [
 
 @pytest.mark.parametrize(("text", "code"), BAD_FRAMES)
 async def test_malformed_frames_get_an_error_frame_and_the_socket_stays_open(user, text, code):
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send(text)
     frame = await socket.receive()
     assert frame["type"] == "error" and frame["code"] == code and frame["detail"]
@@ -95,7 +102,7 @@ async def test_malformed_frames_get_an_error_frame_and_the_socket_stays_open(use
 
 
 async def test_a_binary_frame_or_an_oversized_frame_is_refused(user):
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.communicator.send_to(bytes_data=b"\x00\x01")
     assert (await socket.receive())["code"] == "bad_frame"
     await socket.send(json.dumps({"type": "send", "content": "x" * 300_000}))
@@ -122,7 +129,7 @@ def own_conversation(user, openai_model):
     ],
 )
 async def test_bad_sends_are_refused_and_save_nothing(user, own_conversation, fields, code):
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "send", "conversation": str(own_conversation.pk), **fields})
     assert (await socket.receive())["code"] == code
     assert await Message.objects.filter(conversation=own_conversation).acount() == 1
@@ -130,9 +137,13 @@ async def test_bad_sends_are_refused_and_save_nothing(user, own_conversation, fi
 
 
 async def test_a_resend_with_the_same_client_id_creates_one_message(user, own_conversation):
-    ok, socket = await connect(user)
-    frame = {"type": "send", "conversation": str(own_conversation.pk), "content": "Once",
-             "client_id": "0b6f8c2e-6d7a-4c1e-8a34-3f0f6a1d2c11"}
+    socket = await connect(user)
+    frame = {
+        "type": "send",
+        "conversation": str(own_conversation.pk),
+        "content": "Once",
+        "client_id": "0b6f8c2e-6d7a-4c1e-8a34-3f0f6a1d2c11",
+    }
     await socket.send(frame)
     first = [await socket.receive() for _ in range(2)]
     await socket.send(frame)
@@ -146,7 +157,7 @@ async def test_sending_while_a_reply_is_still_running_is_refused_as_busy(user, o
     await database_sync_to_async(MessageFactory)(
         conversation=own_conversation, role=Role.ASSISTANT, status=Status.STREAMING
     )
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "send", "conversation": str(own_conversation.pk), "content": "More"})
     frame = await socket.receive()
     assert frame["code"] == "busy" and "stop" in frame["detail"]
@@ -158,7 +169,7 @@ async def test_a_user_who_lost_access_to_the_model_cannot_send(user, own_convers
     model = own_conversation.model
     model.access_policy = "gated"
     await model.asave()
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "send", "conversation": str(own_conversation.pk), "content": "Hi"})
     assert (await socket.receive())["code"] == "forbidden"
     await socket.close()
@@ -169,11 +180,9 @@ async def test_stopping_a_queued_reply_ends_it_without_a_worker(user, own_conver
     reply = await database_sync_to_async(MessageFactory)(
         conversation=own_conversation, role=Role.ASSISTANT, status=Status.QUEUED, parent=question
     )
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": str(own_conversation.pk)})
     await socket.send({"type": "stop", "message": str(reply.pk)})
     done = (await socket.receive_until("done"))[-1]
     assert (done["message"], done["status"]) == (str(reply.pk), "stopped")
     assert (await Message.objects.aget(pk=reply.pk)).status == Status.STOPPED
-
-

@@ -33,7 +33,7 @@ async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
 ):
     inference.push(script)
     conversation, reply = await start(user, backend_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     frames = await socket.receive_until("done", message=reply)
 
@@ -49,7 +49,7 @@ async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
 async def test_rejected_parameters_show_the_servers_reason(worker, inference, user, backend_model):
     inference.push({"status": 422})
     conversation, reply = await start(user, backend_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     done = (await socket.receive_until("done", message=reply))[-1]
     assert done["status"] == "failed"
@@ -61,7 +61,7 @@ async def test_rejected_parameters_show_the_servers_reason(worker, inference, us
 async def test_failure_mid_stream_keeps_the_partial_text(worker, inference, user, backend_model):
     inference.push({"tokens": ["One", " two", " three", " four"], "fail_after": 3, "rate": 50})
     conversation, reply = await start(user, backend_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     frames = await socket.receive_until("done", message=reply)
 
@@ -76,7 +76,7 @@ async def test_unreachable_server_fails_within_two_seconds(worker, inference, us
     model = await database_sync_to_async(LanguageModelFactory)(slug="down", backend="openai")
     await database_sync_to_async(ModelEndpointFactory)(model=model, url="http://127.0.0.1:9/")
     conversation, reply = await start(user, model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     began = time.monotonic()
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     done = (await socket.receive_until("done", message=reply, timeout=2.0))[-1]
@@ -88,7 +88,7 @@ async def test_unreachable_server_fails_within_two_seconds(worker, inference, us
 async def test_a_failed_reply_can_be_regenerated(worker, inference, user, openai_model):
     inference.push({"status": 429}, {"tokens": ["Better", " now"]})
     conversation, reply = await start(user, openai_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     await socket.receive_until("done", message=reply)
 
@@ -108,7 +108,7 @@ async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
 ):
     inference.push({"n_tokens": 400, "rate": 20})
     conversation, reply = await start(user, openai_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     streamed = [await socket.receive() for _ in range(3)]
     worker.kill()
@@ -127,7 +127,7 @@ async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
 async def test_reaper_leaves_live_generations_alone(worker, inference, user, openai_model):
     inference.push({"n_tokens": 80, "rate": 20})
     conversation, reply = await start(user, openai_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     await socket.receive()
     await asyncio.sleep(2.5)

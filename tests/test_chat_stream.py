@@ -23,8 +23,7 @@ async def test_reply_streams_token_by_token_and_is_saved(worker, inference, user
     model = backend_model
     inference.push({"tokens": TOKENS, "rate": 100})
     conversation, reply = await start(user, model)
-    ok, socket = await connect(user)
-    assert ok
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     frames = await socket.receive_until("done", message=reply)
 
@@ -49,19 +48,27 @@ async def test_second_message_sent_over_the_socket_gets_a_reply_with_history(
 ):
     inference.push({"tokens": ["First", " answer"]}, {"tokens": ["Second", " answer"]})
     conversation, first = await start(user, openai_model, "Question one")
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     await socket.receive_until("done", message=first)
 
-    await socket.send({"type": "send", "conversation": conversation, "content": "Question two",
-                       "client_id": "8b0b9d8e-6a0e-4d43-9c55-0b9a1b8f2f01"})
+    await socket.send(
+        {
+            "type": "send",
+            "conversation": conversation,
+            "content": "Question two",
+            "client_id": "8b0b9d8e-6a0e-4d43-9c55-0b9a1b8f2f01",
+        }
+    )
     frames = await socket.receive_until("done")
     messages = [f["message"] for f in frames if f["type"] == "message"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert chunk_text(frames) == "Second answer"
     chat_request = inference.requests(path="/v1/chat/completions")[-1]["body"]
     assert [m["content"] for m in chat_request["messages"]] == [
-        "Question one", "First answer", "Question two"
+        "Question one",
+        "First answer",
+        "Question two",
     ]
     await socket.close()
 
@@ -72,12 +79,12 @@ async def test_reconnect_with_after_seq_receives_exactly_the_missing_chunks(
     tokens = [f" t{i}" for i in range(40)]
     inference.push({"tokens": tokens, "rate": 40})
     conversation, reply = await start(user, openai_model)
-    ok, first = await connect(user)
+    first = await connect(user)
     await first.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     before = [await first.receive() for _ in range(4)]
     await first.close()  # the tab reloads or the network drops
 
-    ok, second = await connect(user)
+    second = await connect(user)
     last_seq = before[-1]["seq"]
     await second.send({"type": "subscribe", "conversation": conversation, "after_seq": last_seq})
     after = await second.receive_until("done", message=reply)
@@ -87,10 +94,12 @@ async def test_reconnect_with_after_seq_receives_exactly_the_missing_chunks(
     await second.close()
 
 
-async def test_two_tabs_on_one_conversation_both_see_the_stream(worker, inference, user, openai_model):
+async def test_two_tabs_on_one_conversation_both_see_the_stream(
+    worker, inference, user, openai_model
+):
     inference.push({"tokens": TOKENS, "rate": 60})
     conversation, reply = await start(user, openai_model)
-    sockets = [(await connect(user))[1] for _ in range(2)]
+    sockets = [await connect(user) for _ in range(2)]
     for socket in sockets:
         await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     for socket in sockets:
@@ -103,7 +112,7 @@ async def test_closing_the_tab_does_not_stop_the_generation(worker, inference, u
     tokens = [f" w{i}" for i in range(20)]
     inference.push({"tokens": tokens, "rate": 50})
     conversation, reply = await start(user, openai_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     await socket.receive()
     await socket.close()
@@ -114,10 +123,12 @@ async def test_closing_the_tab_does_not_stop_the_generation(worker, inference, u
     assert saved.content == "".join(tokens)
 
 
-async def test_stop_ends_the_reply_and_closes_the_upstream_request(worker, inference, user, openai_model):
+async def test_stop_ends_the_reply_and_closes_the_upstream_request(
+    worker, inference, user, openai_model
+):
     inference.push({"n_tokens": 2000, "rate": 20})
     conversation, reply = await start(user, openai_model)
-    ok, socket = await connect(user)
+    socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
     streamed = [await socket.receive() for _ in range(2)]
     await socket.send({"type": "stop", "message": reply})
@@ -157,5 +168,3 @@ async def wait_for_final(message_id: str, timeout: float = 5.0) -> Message:
             return message
         await asyncio.sleep(0.05)
     raise AssertionError(f"message {message_id} is still {message.status}")
-
-

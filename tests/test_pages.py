@@ -35,7 +35,9 @@ def test_home_lists_the_models_the_user_may_use_and_hides_the_rest(client, membe
     assert "Gated Model" not in page
 
 
-def test_starting_a_chat_saves_the_message_and_opens_the_conversation(client, member, django_capture_on_commit_callbacks):
+def test_starting_a_chat_saves_the_message_and_opens_the_conversation(
+    client, member, django_capture_on_commit_callbacks
+):
     model = LanguageModelFactory(access_policy="registered")
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post("/c/new", {"model": model.slug, "content": "What is a llama?"})
@@ -74,8 +76,12 @@ def test_the_start_form_needs_a_csrf_token(member):
 def test_a_conversation_shows_its_history_with_model_output_escaped(client, member):
     conversation = ConversationFactory(user=member, title="Scripts")
     question = MessageFactory(conversation=conversation, content="Show me <b>bold</b>")
-    MessageFactory(conversation=conversation, role=Role.ASSISTANT, parent=question,
-                   content='Here: <script>alert("x")</script> **done** <img src=x onerror=alert(1)>')
+    MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        parent=question,
+        content='Here: <script>alert("x")</script> **done** <img src=x onerror=alert(1)>',
+    )
     page = client.get(conversation.get_absolute_url()).content.decode()
     assert "<strong>done</strong>" in page
     assert '<script>alert("x")' not in page
@@ -97,7 +103,9 @@ def test_someone_elses_conversation_is_not_found(client, member):
 
 
 def test_model_card_renders_markdown_safely(client, member):
-    model = LanguageModelFactory(description="# Card\n<script>bad()</script>[x](javascript:alert(1))")
+    model = LanguageModelFactory(
+        description="# Card\n<script>bad()</script>[x](javascript:alert(1))"
+    )
     page = client.get(model.get_absolute_url()).content.decode()
     assert "<h1>Card</h1>" in page
     assert "<script>bad()" not in page
@@ -118,14 +126,19 @@ def test_readyz_reports_each_dependency(client, inference):
 
 
 def test_production_settings_pass_the_deployment_checks():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.production",
-           "SECRET_KEY": "x" * 64 + "-production-only-test-key-" + "y" * 16,
-           "ALLOWED_HOSTS": "gatehouse.example.org", "DATABASE_URL": "sqlite:///:memory:"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings.production",
+        "SECRET_KEY": "x" * 64 + "-production-only-test-key-" + "y" * 16,
+        "ALLOWED_HOSTS": "gatehouse.example.org",
+        "DATABASE_URL": "sqlite:///:memory:",
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
-
-

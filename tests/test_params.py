@@ -42,11 +42,21 @@ def test_parameters_map_to_each_protocol():
         {"max_new_tokens": 10, "temperature": 0.5, "top_k": 40, "stop": "###"}, backend="tgi"
     )
     assert params_to_tgi(params) == {
-        "max_new_tokens": 10, "do_sample": True, "stop_sequences": ["###"],
-        "temperature": 0.5, "top_k": 40,
+        "max_new_tokens": 10,
+        "do_sample": True,
+        "stop_sequences": ["###"],
+        "temperature": 0.5,
+        "top_k": 40,
     }
     assert params_to_openai(params) == {
-        "max_tokens": 10, "temperature": 0.5, "stop": ["###"], "extra_body": {"top_k": 40},
+        "max_tokens": 10,
+        "temperature": 0.5,
+        "stop": ["###"],
+        "extra_body": {"top_k": 40},
     }
-    assert params.as_dict() == {"max_new_tokens": 10, "temperature": 0.5, "top_k": 40,
-                                "stop": ["###"]}
+    assert params.as_dict() == {
+        "max_new_tokens": 10,
+        "temperature": 0.5,
+        "top_k": 40,
+        "stop": ["###"],
+    }

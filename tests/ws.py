@@ -28,7 +28,9 @@ class Socket:
         self.frames.append(frame)
         return frame
 
-    async def receive_until(self, frame_type: str, timeout: float = 8.0, **match: Any) -> list[dict[str, Any]]:
+    async def receive_until(
+        self, frame_type: str, timeout: float = 8.0, **match: Any
+    ) -> list[dict[str, Any]]:
         """Return every frame received up to and including the first matching one."""
         deadline = time.monotonic() + timeout
         received = []
@@ -48,7 +50,14 @@ class Socket:
         await self.communicator.disconnect()
 
 
-async def connect(user: Any | None, *, origin: str = "http://localhost") -> tuple[bool, Socket]:
+async def connect(user: Any, *, origin: str = "http://localhost") -> Socket:
+    """Open the chat socket as ``user`` and fail the test if the server refuses it."""
+    connected, socket = await open_socket(user, origin=origin)
+    assert connected, "the server refused the websocket"
+    return socket
+
+
+async def open_socket(user: Any | None, *, origin: str = "http://localhost") -> tuple[bool, Socket]:
     headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
     if user is not None:
         client = Client()

@@ -32,7 +32,9 @@ class OpenAIBackend:
         self.model = endpoint.model
         self.timeout = openai.Timeout(timeouts.total, connect=timeouts.connect)
 
-    async def stream(self, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Event]:
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[Event]:
         client = openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
         )

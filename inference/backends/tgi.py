@@ -52,7 +52,9 @@ class TGIBackend:
         self.headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         self.timeouts = timeouts
 
-    async def stream(self, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Event]:
+    async def stream(
+        self, messages: list[ChatMessage], params: SamplingParams
+    ) -> AsyncIterator[Event]:
         try:
             prompt, prompt_tokens = await self._render(messages)
             client = AsyncClient(self.url, headers=self.headers, timeout=int(self.timeouts.total))
@@ -73,7 +75,9 @@ class TGIBackend:
 
     async def _render(self, messages: list[ChatMessage]) -> tuple[str, int | None]:
         """Return the prompt in the model's chat template, and its length in tokens."""
-        body = await self._request("POST", "/chat_tokenize", json={"model": "tgi", "messages": messages})
+        body = await self._request(
+            "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
+        )
         if body is None:  # an older TGI without /chat_tokenize
             return _chatml(messages), None
         return body["templated_text"], len(body.get("tokenize_response") or []) or None

@@ -13,7 +13,8 @@ class EndpointForm(forms.ModelForm):
     """The API key is write-only: it is never rendered back, and blank keeps the stored one."""
 
     api_key = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Leave blank to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
@@ -40,14 +41,31 @@ class EndpointInline(admin.TabularInline):
 class LanguageModelForm(forms.ModelForm):
     class Meta:
         model = LanguageModel
-        fields = "__all__"
+        fields = [
+            "slug",
+            "display_name",
+            "description",
+            "licence_name",
+            "licence_url",
+            "backend",
+            "backend_model",
+            "default_params",
+            "context_length",
+            "access_policy",
+            "allowed_groups",
+            "is_active",
+            "position",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("backend"):
             try:
-                model_params_check(backend=data["backend"], params=data.get("default_params") or {},
-                                   context_length=data.get("context_length") or 4096)
+                model_params_check(
+                    backend=data["backend"],
+                    params=data.get("default_params") or {},
+                    context_length=data.get("context_length") or 4096,
+                )
             except ModelSpecError as exc:
                 self.add_error("default_params", str(exc))
         return data

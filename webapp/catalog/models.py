@@ -30,7 +30,8 @@ class LanguageModel(BaseModel):
     licence_url = models.URLField(blank=True)
     backend = models.CharField(max_length=16, choices=BackendKind.choices)
     backend_model = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Model name sent to an OpenAI-compatible server; blank lets the server choose.",
     )
     default_params = models.JSONField(default=dict, blank=True)
@@ -79,4 +80,3 @@ class ModelEndpoint(BaseModel):
 
     def __str__(self) -> str:
         return self.url
-

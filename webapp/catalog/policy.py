@@ -23,8 +23,6 @@ def model_can_use(*, user: Any, model: LanguageModel, action: Action = "chat") -
         return action == "view" or bool(user.is_authenticated)
     if not user.is_authenticated or not user.is_active:
         return False
-    if model.access_policy == AccessPolicy.REGISTERED:
-        return True
     # Gated models need a grant and private ones a group: both arrive with the
     # gated-access work; until then only staff (above) may use them.
-    return False
+    return model.access_policy == AccessPolicy.REGISTERED

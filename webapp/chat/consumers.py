@@ -83,7 +83,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._watch(group)
         for message in (sent.user_message, sent.assistant_message):
             event: relay.MessageEvent = {
-                "type": "message", "message": selectors.message_serialize(message),
+                "type": "message",
+                "message": selectors.message_serialize(message),
             }
             if sent.created:
                 await relay.announce(group, event)
@@ -106,8 +107,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if stopped.before_start:
             message = stopped.message
-            await relay.publish_end(str(message.pk), conversation_group(message.conversation_id),
-                                    after_seq=0, status="stopped")
+            await relay.publish_end(
+                str(message.pk),
+                conversation_group(message.conversation_id),
+                after_seq=0,
+                status="stopped",
+            )
 
     async def _watch(self, group: str) -> None:
         if group not in self.watching:
@@ -176,4 +181,3 @@ def _uuid(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError as exc:
         raise FrameError("'client_id' must be a UUID.") from exc
-

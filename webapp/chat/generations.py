@@ -18,7 +18,6 @@ from webapp.catalog.selectors import endpoint_choose
 from .models import Message, Status
 from .selectors import message_context
 
-
 INTERRUPTED_DETAIL = "The reply was cut off because its worker stopped. Regenerate to try again."
 
 
@@ -44,8 +43,9 @@ def generation_start(*, message_id: str) -> Job | None:
     message = Message.objects.select_related("conversation__model").get(pk=message_id)
     model = message.conversation.model
     try:
-        params = params_parse(model.default_params, backend=model.backend,
-                              context_length=model.context_length)
+        params = params_parse(
+            model.default_params, backend=model.backend, context_length=model.context_length
+        )
     except ParamsError as exc:
         raise GenerationRefused("invalid_params", f"The model is misconfigured: {exc}") from exc
     endpoint = endpoint_choose(model=model)
@@ -55,8 +55,12 @@ def generation_start(*, message_id: str) -> Job | None:
     return Job(
         generation_id=str(message.pk),
         group=message.conversation.group,
-        endpoint=Endpoint(kind=model.backend, url=endpoint.url, api_key=endpoint.api_key,
-                          model=model.backend_model),
+        endpoint=Endpoint(
+            kind=model.backend,
+            url=endpoint.url,
+            api_key=endpoint.api_key,
+            model=model.backend_model,
+        ),
         messages=message_context(message=message),
         params=params,
     )
@@ -65,11 +69,16 @@ def generation_start(*, message_id: str) -> Job | None:
 def generation_finish(*, message_id: str, outcome: Outcome) -> None:
     """Save the reply's text and stats (even if the reaper gave up on it meanwhile)."""
     Message.objects.filter(pk=message_id).update(
-        content=outcome.text, status=outcome.status, finish_reason=outcome.finish_reason,
-        prompt_tokens=outcome.prompt_tokens, generated_tokens=outcome.generated_tokens,
+        content=outcome.text,
+        status=outcome.status,
+        finish_reason=outcome.finish_reason,
+        prompt_tokens=outcome.prompt_tokens,
+        generated_tokens=outcome.generated_tokens,
         time_to_first_token_ms=outcome.time_to_first_token_ms,
-        tokens_per_second=outcome.tokens_per_second, backend_model_id=outcome.model_id[:300],
-        error_code=outcome.error_code, error_detail=outcome.error_detail,
+        tokens_per_second=outcome.tokens_per_second,
+        backend_model_id=outcome.model_id[:300],
+        error_code=outcome.error_code,
+        error_detail=outcome.error_detail,
         finished_at=timezone.now(),
     )
 
@@ -110,8 +119,11 @@ def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
             continue
         text, chunks = relay.log_text(str(message.pk))
         updated = Message.objects.filter(pk=message.pk, status=message.status).update(
-            status=Status.INTERRUPTED, content=text, finished_at=now,
-            error_code="interrupted", error_detail=INTERRUPTED_DETAIL,
+            status=Status.INTERRUPTED,
+            content=text,
+            finished_at=now,
+            error_code="interrupted",
+            error_detail=INTERRUPTED_DETAIL,
         )
         if updated:
             reaped.append(Reaped(str(message.pk), message.conversation.group, chunks))

@@ -56,7 +56,9 @@ ACTIVE_STATUSES = (Status.QUEUED, Status.STREAMING)
 
 
 class Message(BaseModel):
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
@@ -84,13 +86,15 @@ class Message(BaseModel):
         ordering = ["created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["conversation", "client_id"], name="chat_message_unique_client_id",
+                fields=["conversation", "client_id"],
+                name="chat_message_unique_client_id",
                 condition=models.Q(client_id__isnull=False),
             ),
         ]
         indexes = [
             models.Index(
-                fields=["status", "started_at"], name="chat_msg_active",
+                fields=["status", "started_at"],
+                name="chat_msg_active",
                 condition=models.Q(status__in=["queued", "streaming"]),
             ),
         ]
@@ -104,8 +108,10 @@ class Message(BaseModel):
 
     def stats(self) -> dict[str, object]:
         return {
-            "finish_reason": self.finish_reason, "prompt_tokens": self.prompt_tokens,
+            "finish_reason": self.finish_reason,
+            "prompt_tokens": self.prompt_tokens,
             "generated_tokens": self.generated_tokens,
             "time_to_first_token_ms": self.time_to_first_token_ms,
-            "tokens_per_second": self.tokens_per_second, "model_id": self.backend_model_id,
+            "tokens_per_second": self.tokens_per_second,
+            "model_id": self.backend_model_id,
         }

@@ -36,7 +36,9 @@ def content_clean(content: Any) -> str:
         raise ValidationFailed("The message contains a NUL character.")
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(content) > limit:
-        raise ValidationFailed(f"The message is too long ({len(content)} characters, at most {limit}).")
+        raise ValidationFailed(
+            f"The message is too long ({len(content)} characters, at most {limit})."
+        )
     return content.strip()
 
 
@@ -119,8 +121,12 @@ def _send(
     *, conversation: Conversation, content: str, client_id: uuid.UUID | None, parent: Message | None
 ) -> Sent:
     user_message = Message.objects.create(
-        conversation=conversation, parent=parent, role=Role.USER, content=content,
-        status=Status.DONE, client_id=client_id,
+        conversation=conversation,
+        parent=parent,
+        role=Role.USER,
+        content=content,
+        status=Status.DONE,
+        client_id=client_id,
     )
     reply = _queue_reply(conversation=conversation, parent_id=user_message.pk)
     return Sent(user_message=user_message, assistant_message=reply, created=True)
@@ -130,8 +136,11 @@ def _queue_reply(*, conversation: Conversation, parent_id: Any) -> Message:
     from inference.tasks import generate
 
     reply = Message.objects.create(
-        conversation=conversation, parent_id=parent_id, role=Role.ASSISTANT,
-        status=Status.QUEUED, language_model=conversation.model,
+        conversation=conversation,
+        parent_id=parent_id,
+        role=Role.ASSISTANT,
+        status=Status.QUEUED,
+        language_model=conversation.model,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     generate.delay_on_commit(str(reply.pk))

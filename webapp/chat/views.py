@@ -42,14 +42,22 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     try:
-        conversation = selectors.conversation_get(user=request.user, conversation_id=conversation_id)
+        conversation = selectors.conversation_get(
+            user=request.user, conversation_id=conversation_id
+        )
     except NotFound as exc:
         raise Http404(exc.detail) from exc
     messages = selectors.message_path(conversation=conversation)
-    return render(request, "chat/conversation.html", _page(
-        request, conversation=conversation, messages=messages,
-        messages_data=[selectors.message_serialize(m) for m in messages],
-    ))
+    return render(
+        request,
+        "chat/conversation.html",
+        _page(
+            request,
+            conversation=conversation,
+            messages=messages,
+            messages_data=[selectors.message_serialize(m) for m in messages],
+        ),
+    )
 
 
 def _page(request: HttpRequest, **context: object) -> dict[str, object]:

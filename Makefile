@@ -3,17 +3,31 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LLAMA_VERSION := 0.3.36
+# llama.cpp is compiled once into this wheelhouse, outside the work tree, and reused.
+WHEELHOUSE ?= $(HOME)/.cache/gatehouse/wheels
+# A portable build: -march=native would emit AVX-512/AMX code that some virtual
+# machines advertise but refuse at run time (the model server then crashes).
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
 
 .PHONY: install run test test-fast lint format bench clean
 
 install: $(STAMP)
 
-# Reinstall only when the dependency list changes; pip keeps built wheels
-# (llama-cpp-python compiles once) in its cache.
-$(STAMP): pyproject.toml
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,local]'
+	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PY) -m pip wheel --quiet --no-deps --no-cache-dir -w $(WHEELHOUSE) \
+	  llama-cpp-python==$(LLAMA_VERSION)
+	$(PY) -m pip install --quiet --find-links $(WHEELHOUSE) -e '.[dev,local]'
 	touch $(STAMP)
 
 run: install
@@ -37,4 +51,4 @@ bench: install
 	$(PY) bench/relay.py
 
 clean:
-	rm -rf var/static var/*.log
+	rm -rf var/static var/*.log var/test-logs

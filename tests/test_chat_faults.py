@@ -110,7 +110,7 @@ async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
     conversation, reply = await start(user, openai_model)
     socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
-    streamed = [await socket.receive() for _ in range(3)]
+    streamed = await socket.receive_chunks(3)
     worker.kill()
 
     await asyncio.sleep(2.5)  # the heartbeat lapses (2 s in the test settings)
@@ -129,7 +129,7 @@ async def test_reaper_leaves_live_generations_alone(worker, inference, user, ope
     conversation, reply = await start(user, openai_model)
     socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
-    await socket.receive()
+    await socket.receive_chunks(1)
     await asyncio.sleep(2.5)
     assert await database_sync_to_async(reap_generations)() == 0
     await socket.send({"type": "stop", "message": reply})

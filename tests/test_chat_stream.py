@@ -81,7 +81,7 @@ async def test_reconnect_with_after_seq_receives_exactly_the_missing_chunks(
     conversation, reply = await start(user, openai_model)
     first = await connect(user)
     await first.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
-    before = [await first.receive() for _ in range(4)]
+    before = await first.receive_chunks(4)
     await first.close()  # the tab reloads or the network drops
 
     second = await connect(user)
@@ -114,7 +114,7 @@ async def test_closing_the_tab_does_not_stop_the_generation(worker, inference, u
     conversation, reply = await start(user, openai_model)
     socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
-    await socket.receive()
+    await socket.receive_chunks(1)
     await socket.close()
 
     await inference_wait_complete(inference)
@@ -130,7 +130,7 @@ async def test_stop_ends_the_reply_and_closes_the_upstream_request(
     conversation, reply = await start(user, openai_model)
     socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
-    streamed = [await socket.receive() for _ in range(2)]
+    streamed = await socket.receive_chunks(2)
     await socket.send({"type": "stop", "message": reply})
     frames = await socket.receive_until("done", message=reply, timeout=1.5)
 

@@ -43,6 +43,15 @@ class Socket:
             if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
                 return received
 
+    async def receive_chunks(self, count: int, timeout: float = 8.0) -> list[dict[str, Any]]:
+        """Return the next ``count`` chunk frames, skipping other frames."""
+        chunks: list[dict[str, Any]] = []
+        while len(chunks) < count:
+            frame = await self.receive(timeout=timeout)
+            if frame["type"] == "chunk":
+                chunks.append(frame)
+        return chunks
+
     async def is_quiet(self, seconds: float = 0.2) -> bool:
         return await self.communicator.receive_nothing(timeout=seconds)
 

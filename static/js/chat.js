@@ -1,207 +1,47 @@
-// One conversation: the thread, the composer, and the websocket that streams
-// replies. The protocol is described in docs/protocol.md; in short the
-// server sends `message`, `chunk`, `done` and `error` frames, and this page
-// sends `subscribe`, `send`, `stop` and `regenerate`.
+// One conversation: the composer and the websocket that streams replies
+// (docs/protocol.md). The server sends `message`, `chunk`, `done` and `error`
+// frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
 import { autoGrow, submitOnEnter } from "./composer.js";
-import { highlightCode, renderMarkdown } from "./markdown.js";
 import { ReconnectingSocket } from "./socket.js";
+import { ACTIVE, FINAL, Thread } from "./thread.js";
 
-const ACTIVE = new Set(["queued", "streaming"]);
-const FINAL = new Set(["done", "stopped", "failed", "interrupted"]);
-const BADGES = { stopped: "Stopped", failed: "Failed", interrupted: "Interrupted" };
-const DEFAULT_DETAILS = {
-  stopped: "The reply was stopped.",
-  failed: "The model could not answer.",
-  interrupted: "The reply was cut off.",
-};
 const ERROR_TEXT = { busy: "Wait for the current reply to finish, or stop it." };
-const STICK_DISTANCE = 48; // px from the bottom that still counts as "at the bottom"
+const OFFLINE_TEXT = "Not connected: try again in a moment.";
 
 const chat = document.getElementById("chat");
 const conversationId = chat.dataset.conversation;
-const list = document.getElementById("messages");
-const scroller = document.getElementById("chat-scroll");
-const scrollDown = document.getElementById("scroll-down");
-const form = document.getElementById("composer");
 const input = document.getElementById("composer-input");
 const sendButton = document.getElementById("send-button");
 const stopButton = document.getElementById("stop-button");
 const notice = document.getElementById("notice");
 const noticeText = document.getElementById("notice-text");
 const connectionStatus = document.getElementById("connection-status");
-const template = document.getElementById("message-template");
-const canCopy = Boolean(navigator.clipboard && window.isSecureContext);
 
-/**
- * What this page knows of each message, by id.
- * @typedef {{id: string, role: string, parent: ?string, status: string, raw: string,
- *   lastSeq: number, resyncing: boolean, stats: ?object, error: ?object,
- *   el: HTMLElement, content: HTMLElement, stopRequested?: boolean}} Entry
- * @type {Map<string, Entry>}
- */
-const entries = new Map();
+const thread = new Thread({
+  list: document.getElementById("messages"),
+  scroller: document.getElementById("chat-scroll"),
+  scrollDown: document.getElementById("scroll-down"),
+  template: document.getElementById("message-template"),
+});
 /** Sends not yet echoed by the server, by client_id; resent with the same id after a drop. */
 const pending = new Map();
 let regenerating = null;
-let stickToBottom = true;
-
-// ---- the thread -----------------------------------------------------------
-
-function statusRank(status) {
-  if (status === "queued") return 0;
-  if (status === "streaming") return 1;
-  return 2;
-}
-
-function newEntry(el, data) {
-  return {
-    id: data.id || "",
-    role: data.role,
-    parent: data.parent ?? null,
-    status: data.status,
-    raw: data.content || "",
-    lastSeq: 0,
-    resyncing: false,
-    stats: data.stats || null,
-    error: data.error || null,
-    el,
-    content: el.querySelector(".message-content"),
-  };
-}
-
-function createEntry(data) {
-  const el = template.content.firstElementChild.cloneNode(true);
-  el.dataset.id = data.id || "";
-  el.dataset.role = data.role;
-  el.dataset.status = data.status;
-  if (data.client_id) el.dataset.clientId = data.client_id;
-  if (data.role === "assistant") el.querySelector(".message-content").classList.add("markdown-body");
-  el.querySelector(".copy-button").hidden = !canCopy;
-  const entry = newEntry(el, data);
-  if (entry.id) entries.set(entry.id, entry);
-  return entry;
-}
-
-/** Put a new message after its parent; whatever followed the parent was another branch. */
-function place(entry, parentId) {
-  const parent = parentId ? entries.get(parentId) : null;
-  if (parent) {
-    let next = parent.el.nextElementSibling;
-    while (next) {
-      const following = next.nextElementSibling;
-      if (next.dataset.id && next !== entry.el) {
-        entries.delete(next.dataset.id);
-        next.remove();
-      }
-      next = following;
-    }
-  }
-  list.append(entry.el);
-}
-
-function unknownReply(id) {
-  const entry = createEntry({ id, role: "assistant", status: "queued", content: "" });
-  place(entry, null);
-  return entry;
-}
-
-function latestReply() {
-  const replies = list.querySelectorAll('.message[data-role="assistant"][data-id]:not([data-id=""])');
-  const last = replies[replies.length - 1];
-  return last ? entries.get(last.dataset.id) : null;
-}
-
-function activeReply() {
-  for (const entry of entries.values()) {
-    if (entry.role === "assistant" && ACTIVE.has(entry.status)) return entry;
-  }
-  return null;
-}
-
-// ---- rendering ------------------------------------------------------------
-
-const dirty = new Set();
-let frameRequested = false;
-
-/** Re-render a streaming reply at most once per animation frame. */
-function scheduleRender(entry) {
-  dirty.add(entry);
-  if (frameRequested) return;
-  frameRequested = true;
-  requestAnimationFrame(() => {
-    frameRequested = false;
-    for (const item of dirty) renderText(item);
-    dirty.clear();
-    followBottom();
-  });
-}
-
-function renderText(entry) {
-  dirty.delete(entry);
-  if (entry.role !== "assistant") {
-    entry.content.textContent = entry.raw;
-    return;
-  }
-  entry.content.innerHTML = renderMarkdown(entry.raw);
-  // Highlighting once at the end spares the CPU while tokens arrive.
-  if (FINAL.has(entry.status)) highlightCode(entry.content);
-}
-
-function renderStatus(entry) {
-  const el = entry.el;
-  el.dataset.status = entry.status;
-  if (entry.role !== "assistant") return;
-  el.querySelector(".status-badge").textContent = BADGES[entry.status] || "";
-  el.querySelector(".error-detail").textContent =
-    entry.error?.detail || DEFAULT_DETAILS[entry.status] || "";
-  el.querySelector(".message-stats").replaceChildren(...statsParts(entry.stats));
-}
-
-function statsParts(stats) {
-  if (!stats) return [];
-  const parts = [];
-  if (stats.generated_tokens) parts.push(`${stats.generated_tokens} tokens`);
-  if (stats.tokens_per_second) parts.push(`${Number(stats.tokens_per_second).toFixed(1)} tok/s`);
-  if (stats.time_to_first_token_ms != null) {
-    parts.push(`${Math.round(stats.time_to_first_token_ms)} ms to first token`);
-  }
-  if (stats.finish_reason === "length") parts.push("hit the length limit");
-  return parts.map((text) => {
-    const span = document.createElement("span");
-    span.textContent = text;
-    return span;
-  });
-}
-
-// ---- scrolling ------------------------------------------------------------
-
-function followBottom() {
-  if (stickToBottom) scroller.scrollTop = scroller.scrollHeight;
-}
-
-function jumpToBottom() {
-  stickToBottom = true;
-  scrollDown.hidden = true;
-  scroller.scrollTop = scroller.scrollHeight;
-}
-
-scroller.addEventListener("scroll", () => {
-  const distance = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
-  stickToBottom = distance < STICK_DISTANCE;
-  scrollDown.hidden = stickToBottom;
-}, { passive: true });
-scrollDown.addEventListener("click", jumpToBottom);
+let failedAttempts = 0;
 
 // ---- controls and notices -------------------------------------------------
 
+function isBusy() {
+  return Boolean(thread.activeReply()) || pending.size > 0 || regenerating !== null;
+}
+
 function refreshControls() {
-  const active = activeReply();
-  const busy = Boolean(active) || pending.size > 0 || regenerating !== null;
+  const active = thread.activeReply();
+  const busy = isBusy();
   chat.dataset.busy = String(busy);
   sendButton.disabled = busy;
   stopButton.hidden = !active;
   stopButton.disabled = Boolean(active?.stopRequested);
-  for (const button of list.querySelectorAll(".regenerate-button")) button.disabled = busy;
+  for (const button of thread.list.querySelectorAll(".regenerate-button")) button.disabled = busy;
 }
 
 function showNotice(text, code = "") {
@@ -216,8 +56,6 @@ function hideNotice() {
   delete notice.dataset.code;
 }
 
-document.getElementById("notice-dismiss").addEventListener("click", hideNotice);
-
 function setConnected(connected, { reconnecting = true } = {}) {
   chat.dataset.connected = String(connected);
   connectionStatus.hidden = connected || !reconnecting;
@@ -225,7 +63,7 @@ function setConnected(connected, { reconnecting = true } = {}) {
 
 // ---- frames from the server -----------------------------------------------
 
-/** Accept frame number `seq` of a reply, or say why not; keeps no token twice and none missing. */
+/** Whether frame number `seq` of a reply is the next one: no token twice, none missing. */
 function accept(entry, seq) {
   if (seq <= entry.lastSeq) return false;
   if (FINAL.has(entry.status)) {
@@ -243,88 +81,86 @@ function accept(entry, seq) {
 }
 
 /**
- * Start a reply over from its first chunk. The server numbers `after_seq`
- * against its latest reply; a gap means that was not the one this page meant.
+ * Start a reply over from its first chunk. The server applies `after_seq`
+ * to its own latest reply; a gap means that was not the reply this page meant.
  */
 function resync(entry) {
   entry.raw = "";
   entry.lastSeq = 0;
   entry.resyncing = true;
-  scheduleRender(entry);
+  thread.scheduleRender(entry);
   socket.send({ type: "subscribe", conversation: conversationId, after_seq: 0 });
+}
+
+function statusRank(status) {
+  return ACTIVE.has(status) ? (status === "queued" ? 0 : 1) : 2;
 }
 
 function onMessage(data) {
   if (!data || typeof data.id !== "string" || data.conversation !== conversationId) return;
   if (data.role !== "user" && data.role !== "assistant") return;
-  let entry = entries.get(data.id);
+  let entry = thread.get(data.id);
   if (!entry && data.client_id && pending.has(data.client_id)) {
     // The echo of this page's own send: the optimistic message becomes the saved one.
     entry = pending.get(data.client_id).entry;
     pending.delete(data.client_id);
-    entry.id = data.id;
-    entry.el.dataset.id = data.id;
-    delete entry.el.dataset.pending;
-    entries.set(data.id, entry);
+    thread.adopt(entry, data.id);
   }
   if (!entry) {
-    entry = createEntry({ ...data, content: "" });
-    place(entry, data.parent);
+    entry = thread.create({ ...data, content: "" });
+    thread.place(entry, data.parent);
   }
-  if (data.role === "assistant" && regenerating !== null) regenerating = null;
-  if (data.parent !== undefined) entry.parent = data.parent;
+  if (data.role === "assistant") regenerating = null;
+  entry.parent = data.parent ?? entry.parent;
+  // Frames can cross (a chunk may beat the reply's `message`): never go back.
   if (statusRank(data.status) >= statusRank(entry.status)) {
     entry.status = data.status;
-    // The saved text is the truth once a reply has ended; while it streams
+    // Once a reply has ended its saved text is the truth; while it streams
     // the chunks carry the text and the saved content is still empty.
     if (entry.role === "user" || FINAL.has(data.status)) {
       entry.raw = data.content || "";
-      renderText(entry);
+      thread.renderText(entry);
     }
     if (data.stats) entry.stats = data.stats;
     entry.error = data.error || null;
-    renderStatus(entry);
+    thread.renderStatus(entry);
   }
   refreshControls();
-  followBottom();
+  thread.followBottom();
 }
 
 function onChunk(frame) {
   if (typeof frame.message !== "string" || !Number.isInteger(frame.seq)) return;
-  const entry = entries.get(frame.message) ?? unknownReply(frame.message);
+  const entry = thread.get(frame.message) ?? thread.unknownReply(frame.message);
   if (!accept(entry, frame.seq)) return;
   entry.raw += typeof frame.text === "string" ? frame.text : "";
   if (entry.status === "queued") {
     entry.status = "streaming";
-    renderStatus(entry);
+    thread.renderStatus(entry);
   }
-  scheduleRender(entry);
+  thread.scheduleRender(entry);
 }
 
 function onDone(frame) {
   if (typeof frame.message !== "string" || !Number.isInteger(frame.seq)) return;
-  const entry = entries.get(frame.message) ?? unknownReply(frame.message);
+  const entry = thread.get(frame.message) ?? thread.unknownReply(frame.message);
   if (!accept(entry, frame.seq)) return;
   entry.status = FINAL.has(frame.status) ? frame.status : "failed";
   entry.stats = frame.stats || null;
   entry.error = frame.error || null;
   entry.stopRequested = false;
-  renderText(entry);
-  renderStatus(entry);
+  thread.renderText(entry);
+  thread.renderStatus(entry);
   refreshControls();
-  followBottom();
+  thread.followBottom();
 }
 
 function onError(frame) {
-  const text = ERROR_TEXT[frame.code] || frame.detail || "Something went wrong.";
-  showNotice(text, frame.code || "");
+  showNotice(ERROR_TEXT[frame.code] || frame.detail || "Something went wrong.", frame.code || "");
   // Errors carry no request id: the frame answers whatever this page is waiting for.
-  if (regenerating !== null) {
-    regenerating = null;
-  } else {
-    rollBackSends();
-  }
-  const active = activeReply();
+  if (regenerating !== null) regenerating = null;
+  else rollBackSends();
+  const active = thread.activeReply();
   if (active) active.stopRequested = false;
   refreshControls();
 }
@@ -342,28 +178,20 @@ function rollBackSends() {
   }
 }
 
-function onFrame(frame) {
-  switch (frame.type) {
-    case "message": onMessage(frame.message); break;
-    case "chunk": onChunk(frame); break;
-    case "done": onDone(frame); break;
-    case "error": onError(frame); break;
-    default: break;
-  }
-}
+const HANDLERS = { message: (frame) => onMessage(frame.message), chunk: onChunk, done: onDone, error: onError };
 
 // ---- the socket -----------------------------------------------------------
 
 function subscribe() {
-  // Resume the latest reply after the last frame seen. A send the server may
-  // have taken while the socket was down means its latest reply could be one
-  // this page has never seen: then replay from the start.
-  const latest = latestReply();
+  // Resume the latest reply after the last frame seen. If a send may have
+  // been taken while the socket was down, the server's latest reply may be
+  // one this page has never seen: replay from the start.
+  const latest = thread.latestReply();
   const afterSeq = latest && pending.size === 0 ? latest.lastSeq : 0;
   if (latest && afterSeq === 0 && !FINAL.has(latest.status)) {
     latest.raw = "";
     latest.lastSeq = 0;
-    scheduleRender(latest);
+    thread.scheduleRender(latest);
   }
   socket.send({ type: "subscribe", conversation: conversationId, after_seq: afterSeq });
 }
@@ -377,22 +205,43 @@ function flushSends() {
   }
 }
 
+/**
+ * A refused handshake looks like any network error to the page: after a few
+ * failed attempts, ask the page itself whether the session is still valid.
+ */
+async function checkSignedIn() {
+  try {
+    const response = await fetch(window.location.href, { method: "HEAD", redirect: "manual" });
+    if (response.type === "opaqueredirect") {
+      showNotice("You are signed out. Reload the page to sign in again.", "unauthenticated");
+    }
+  } catch {
+    // Offline: the reconnect loop keeps trying.
+  }
+}
+
 const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.dataset.wsPath}`, {
   open() {
+    failedAttempts = 0;
     setConnected(true);
-    for (const entry of entries.values()) entry.resyncing = false;
+    for (const entry of thread.entries.values()) entry.resyncing = false;
     subscribe();
     flushSends();
   },
-  frame: onFrame,
+  frame(frame) {
+    HANDLERS[frame.type]?.(frame);
+  },
   close(event) {
     setConnected(false);
     for (const item of pending.values()) item.sent = false;
-    if (regenerating !== null) regenerating = null;
+    regenerating = null;
+    failedAttempts += 1;
     if (event.code === 4401) {
       connectionStatus.hidden = true;
       showNotice("You are signed out. Reload the page to sign in again.", "unauthenticated");
+    } else if (failedAttempts === 3) {
+      checkSignedIn();
     }
     refreshControls();
   },
@@ -412,37 +261,37 @@ function newClientId() {
 
 function send() {
   const content = input.value.trim();
-  if (!content || chat.dataset.busy === "true") return;
+  if (!content || isBusy()) return;
   hideNotice();
   const clientId = newClientId();
-  const entry = createEntry({ role: "user", status: "done", content, client_id: clientId });
+  const entry = thread.create({ role: "user", status: "done", content, client_id: clientId });
   entry.el.dataset.pending = "true";
-  list.append(entry.el);
-  renderText(entry);
+  thread.list.append(entry.el);
+  thread.renderText(entry);
   pending.set(clientId, { content, entry, sent: false });
   flushSends();
   input.value = "";
   fitInput();
   bumpConversation();
   refreshControls();
-  jumpToBottom();
+  thread.jumpToBottom();
 }
 
 function stop() {
-  const active = activeReply();
+  const active = thread.activeReply();
   if (!active) return;
-  if (socket.send({ type: "stop", message: active.id })) {
-    active.stopRequested = true;
-    refreshControls();
-  } else {
-    showNotice("Not connected: try again in a moment.", "offline");
+  if (!socket.send({ type: "stop", message: active.id })) {
+    showNotice(OFFLINE_TEXT, "offline");
+    return;
   }
+  active.stopRequested = true;
+  refreshControls();
 }
 
 function regenerate(entry) {
-  if (!entry || chat.dataset.busy === "true") return;
+  if (!entry || isBusy()) return;
   if (!socket.send({ type: "regenerate", message: entry.id })) {
-    showNotice("Not connected: try again in a moment.", "offline");
+    showNotice(OFFLINE_TEXT, "offline");
     return;
   }
   hideNotice();
@@ -466,46 +315,27 @@ function bumpConversation() {
   item?.parentElement.prepend(item);
 }
 
-list.addEventListener("click", (event) => {
+thread.list.addEventListener("click", (event) => {
   const button = event.target.closest("button");
-  const message = button?.closest(".message");
-  if (!message) return;
-  const entry = entries.get(message.dataset.id);
+  const entry = thread.get(button?.closest(".message")?.dataset.id);
+  if (!entry) return;
   if (button.classList.contains("regenerate-button")) regenerate(entry);
-  else if (button.classList.contains("copy-button") && entry) copy(entry, button);
+  else if (button.classList.contains("copy-button")) copy(entry, button);
 });
-
-form.addEventListener("submit", (event) => {
+document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   send();
 });
+document.getElementById("notice-dismiss").addEventListener("click", hideNotice);
 stopButton.addEventListener("click", stop);
 submitOnEnter(input, send);
 const fitInput = autoGrow(input);
 
 // ---- start ----------------------------------------------------------------
 
-function loadInitialMessages() {
-  const data = JSON.parse(document.getElementById("messages-data").textContent);
-  for (const item of data) {
-    const el = list.querySelector(`.message[data-id="${CSS.escape(item.id)}"]`);
-    if (!el) continue;
-    const entry = newEntry(el, item);
-    entries.set(entry.id, entry);
-    el.querySelector(".copy-button").hidden = !canCopy;
-    if (entry.role === "assistant" && ACTIVE.has(entry.status)) {
-      // The server replays an unfinished reply from its first chunk.
-      entry.raw = "";
-      entry.content.replaceChildren();
-    } else if (entry.role === "assistant") {
-      highlightCode(entry.content);
-    }
-  }
-}
-
-loadInitialMessages();
+thread.load(JSON.parse(document.getElementById("messages-data").textContent));
 refreshControls();
-jumpToBottom();
+thread.jumpToBottom();
 setConnected(false, { reconnecting: false });
 socket.open();
 

@@ -32,12 +32,12 @@ class FrameError(ApplicationError):
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.user = self.scope["user"]
-        if not self.user.is_authenticated:
-            await self.close(code=4401)
-            return
         self.watching: set[str] = set()
         self.seen: dict[str, int] = {}
         await self.accept()
+        if not self.user.is_authenticated:
+            # Accept, then close with a code the browser can read: signed out.
+            await self.close(code=4401)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "watching", ()):
@@ -60,16 +60,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("after_seq must be zero or more.")
         conversation, latest = await _load_subscription(self.user, conversation_id)
         await self._watch(conversation.group)
-        if latest is None:
+        if not latest:
             return
-        message_id = str(latest.pk)
-        self.seen[message_id] = after_seq
-        events = await relay.log_read(message_id, after_seq=after_seq)
-        if not events and not latest.is_active and after_seq > 0:
-            # The log has expired: the saved reply is the whole story.
-            await self._send({"type": "message", "message": selectors.message_serialize(latest)})
-            return
-        for event in events:
+        # The newest turn as saved, so a tab that was away sees what other tabs sent.
+        for message in latest:
+            await self._send({"type": "message", "message": selectors.message_serialize(message)})
+        reply = latest[-1]
+        self.seen[str(reply.pk)] = after_seq
+        for event in await relay.log_read(str(reply.pk), after_seq=after_seq):
             await self._deliver(event)
 
     async def on_send(self, frame: dict[str, Any]) -> None:
@@ -141,9 +139,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def _load_subscription(user: Any, conversation_id: str) -> tuple[Any, Any]:
+def _load_subscription(user: Any, conversation_id: str) -> tuple[Any, list[Any]]:
+    """Return the conversation and its newest reply, preceded by the message it answers."""
     conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
-    return conversation, selectors.message_latest_assistant(conversation=conversation)
+    reply = selectors.message_latest_assistant(conversation=conversation)
+    if reply is None:
+        return conversation, []
+    return conversation, [m for m in (reply.parent, reply) if m is not None]
 
 
 def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:

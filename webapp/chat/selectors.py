@@ -59,6 +59,7 @@ def message_path(*, conversation: Conversation, leaf: Message | None = None) -> 
 def message_latest_assistant(*, conversation: Conversation) -> Message | None:
     return (
         Message.objects.filter(conversation=conversation, role=Role.ASSISTANT)
+        .select_related("parent")
         .order_by("-created_at")
         .first()
     )

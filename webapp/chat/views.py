@@ -47,22 +47,18 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         )
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-    messages = selectors.message_path(conversation=conversation)
+    path = selectors.message_path(conversation=conversation)
     return render(
         request,
         "chat/conversation.html",
         _page(
             request,
             conversation=conversation,
-            messages=messages,
-            messages_data=[selectors.message_serialize(m) for m in messages],
+            chat_messages=path,
+            messages_data=[selectors.message_serialize(m) for m in path],
         ),
     )
 
 
 def _page(request: HttpRequest, **context: object) -> dict[str, object]:
-    return {
-        "models": model_list_usable(user=request.user, action="chat"),
-        "conversations": selectors.conversation_list(user=request.user),
-        **context,
-    }
+    return {"models": model_list_usable(user=request.user, action="chat"), **context}

@@ -5,61 +5,34 @@ from __future__ import annotations
 import nh3
 from markdown_it import MarkdownIt
 
-_md = (
-    MarkdownIt("commonmark", {"html": False, "linkify": False})
-    .enable("table")
-    .enable("strikethrough")
+_md = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(
+    ["table", "strikethrough", "linkify"]
 )
 
 _TAGS = {
-    "a",
-    "abbr",
-    "b",
-    "blockquote",
-    "br",
-    "code",
-    "del",
-    "em",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "i",
-    "img",
-    "li",
-    "ol",
-    "p",
-    "pre",
-    "s",
-    "span",
-    "strong",
-    "sub",
-    "sup",
-    "table",
-    "tbody",
-    "td",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-}
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+    "hr", "i", "img", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup", "table", "tbody",
+    "td", "th", "thead", "tr", "ul",
+}  # fmt: skip
 _ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title"},
     "code": {"class"},
+    "ol": {"start"},
     "th": {"align"},
     "td": {"align"},
 }
 
 
-def render_markdown(text: str) -> str:
-    """Return ``text`` as HTML that can hold no script, style or event handler."""
+def render_markdown(text: str, *, images: bool = False) -> str:
+    """Return ``text`` as HTML that can hold no script, style or event handler.
+
+    Images are off unless asked for: a model could be prompted into an image
+    URL that carries the conversation to another site on every page view.
+    """
     return nh3.clean(
         _md.render(text or ""),
-        tags=_TAGS,
+        tags=_TAGS if images else _TAGS - {"img"},
         attributes=_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",

@@ -1,0 +1,1 @@
+"""Benchmarks that drive a running Gatehouse stack; see docs/performance.md."""

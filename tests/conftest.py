@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -47,13 +49,22 @@ def worker(celery_worker_process: Service) -> Service:
     return celery_worker_process
 
 
+@dataclass
+class LiveSite:
+    url: str
+    mail_dir: Path
+
+    def last_mail(self) -> str:
+        files = sorted(self.mail_dir.glob("*.log"), key=lambda path: path.stat().st_mtime)
+        return files[-1].read_text() if files else ""
+
+
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup: None, tmp_path_factory) -> Iterator[str]:
-    """A real uvicorn serving the app on the test database; mail lands in ``mail_dir``."""
-    port = free_port()
-    server = asgi_server(port, mail_dir=tmp_path_factory.mktemp("mail")).start()
-    server.url = f"http://127.0.0.1:{port}"
-    yield server.url
+def live_site(django_db_setup: None, tmp_path_factory) -> Iterator[LiveSite]:
+    """A real uvicorn serving the app on the test database; its mail lands in files."""
+    port, mail_dir = free_port(), tmp_path_factory.mktemp("mail")
+    server = asgi_server(port, mail_dir=mail_dir).start()
+    yield LiveSite(f"http://127.0.0.1:{port}", mail_dir)
     server.stop()
 
 

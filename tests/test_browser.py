@@ -1,0 +1,129 @@
+"""What a person does in a real browser: sign up, verify, sign in, chat, reload."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "test-logs"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium under Playwright's sync API, which keeps an event loop running in this thread:
+    the ORM calls of these tests are still synchronous, so Django's async guard is lifted here."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield from _chromium()
+
+
+def _chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def sign_up_and_verify(page: Page, site, email: str) -> None:
+    page.goto(f"{site.url}/accounts/signup/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.click("form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/accounts/confirm-email/"))
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+", site.last_mail()).group(0)
+    page.goto(link)
+    page.click("form button[type=submit]")  # confirming is a POST, never a GET side effect
+
+
+def sign_in(page: Page, site, email: str) -> None:
+    page.goto(f"{site.url}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    expect(page.locator("#start-form")).to_be_visible()
+
+
+def test_sign_up_chat_with_the_local_model_and_find_the_reply_after_a_reload(
+    page, live_site, worker, bundled_model
+):
+    sign_up_and_verify(page, live_site, "newcomer@example.org")
+    page.click("#sign-out")
+    sign_in(page, live_site, "newcomer@example.org")
+
+    page.check(f".model-card[data-slug='{bundled_model.slug}'] input[name=model]")
+    page.fill("#start-input", "Write one sentence about llamas.")
+    page.click("#start-button")
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]+/$"))
+
+    reply = page.locator(".message[data-role=assistant]").last
+    content = reply.locator(".message-content")
+    # Text appears while the reply is still streaming, not all at once at the end.
+    page.wait_for_function(
+        """() => {
+            const m = [...document.querySelectorAll('.message[data-role=assistant]')].pop();
+            return m && m.dataset.status === 'streaming'
+                && m.querySelector('.message-content').textContent.trim().length > 0;
+        }"""
+    )
+    expect(reply).to_have_attribute("data-status", "done", timeout=60_000)
+    final_text = content.inner_text().strip()
+    assert len(final_text.split()) >= 3
+    page.screenshot(path=str(SCREENSHOTS / "chat.png"))
+
+    page.reload()
+    expect(page.locator("#conversation-list")).to_contain_text("Write one sentence about llamas.")
+    reloaded = page.locator(".message[data-role=assistant]").last
+    expect(reloaded).to_have_attribute("data-status", "done")
+    assert reloaded.locator(".message-content").inner_text().strip() == final_text
+
+
+def test_stop_in_the_browser_keeps_the_partial_reply(
+    page, live_site, worker, inference, openai_model
+):
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
+    inference.push({"n_tokens": 400, "rate": 20})
+    sign_in(page, live_site, user.email)
+    page.check(f".model-card[data-slug='{openai_model.slug}'] input[name=model]")
+    page.fill("#start-input", "Count slowly")
+    page.click("#start-button")
+    reply = page.locator(".message[data-role=assistant]").last
+    expect(reply).to_have_attribute("data-status", "streaming")
+    expect(reply.locator(".message-content")).to_contain_text("tok2")
+    page.click("#stop-button")
+    expect(reply).to_have_attribute("data-status", "stopped", timeout=3_000)
+    assert inference.wait_for_disconnect(timeout=3)
+    expect(page.locator("#send-button")).to_be_enabled()
+
+    page.reload()
+    expect(page.locator(".message[data-role=assistant]").last).to_have_attribute(
+        "data-status", "stopped"
+    )
+    expect(page.locator(".message[data-role=assistant] .message-content").last).to_contain_text(
+        "tok2"
+    )

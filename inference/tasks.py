@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django import db
 from django.conf import settings
 
 from webapp.chat.generations import (
@@ -52,6 +53,7 @@ def generate(message_id: str) -> None:
         return
     if job is None:
         return
+    db.connection.close()  # streaming takes minutes; hold no database connection meanwhile
     generation = Generation(job, Limits.from_settings(settings.GENERATION))
     outcome = runtime.run(generation.run())
     generation_finish(message_id=message_id, outcome=outcome)

@@ -95,7 +95,7 @@ def backend_model(request, db, inference: ScriptedServer):
     return model
 
 
-def _bundled_model_skip_reason() -> str | None:
+def bundled_model_skip_reason() -> str | None:
     if os.environ.get("GATEHOUSE_SKIP_MODEL_TESTS"):
         return "GATEHOUSE_SKIP_MODEL_TESTS is set: the bundled model is not started"
     try:
@@ -109,7 +109,7 @@ def _bundled_model_skip_reason() -> str | None:
 @pytest.fixture(scope="session")
 def bundled_model_url() -> Iterator[str]:
     """The real SmolLM2 model served by llama.cpp's OpenAI-compatible server on loopback."""
-    reason = _bundled_model_skip_reason()
+    reason = bundled_model_skip_reason()
     if reason:
         pytest.skip(reason)
     port = free_port()

@@ -132,6 +132,7 @@ def test_production_settings_pass_the_deployment_checks():
         "SECRET_KEY": "x" * 64 + "-production-only-test-key-" + "y" * 16,
         "ALLOWED_HOSTS": "gatehouse.example.org",
         "DATABASE_URL": "sqlite:///:memory:",
+        "EMAIL_URL": "smtp+tls://mailer:secret@mail.example.org:587",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

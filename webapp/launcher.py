@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("GATEHOUSE_VAR_DIR") or ROOT / "var")
 LOCAL_MODEL_SLUG = "smollm2-135m-local"
 DEMO_EMAIL = "demo@example.com"
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -26,9 +26,9 @@ MODEL_ALIAS = "smollm2-135m-instruct"
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "announce":
-        announce(sys.argv[2])
+        announce(sys.argv[2], probe=sys.argv[3])
         return
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'gatehouse.sqlite3'}")
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
@@ -44,7 +44,9 @@ def main() -> None:
         f"{python} -m celery -A webapp worker -P threads -c 32 -Q gatehouse -B "
         f"-s {shlex.quote(str(VAR / 'celerybeat-schedule'))} --loglevel INFO"
     )
-    processes["ready"] = f"{python} -m webapp.launcher announce http://{host}:{port}"
+    # With the bundled model, "ready" means it answers too; otherwise the site being up is enough.
+    probe = "readyz" if "model" in processes else "healthz"
+    processes["ready"] = f"{python} -m webapp.launcher announce http://{host}:{port} {probe}"
     procfile = VAR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {command}\n" for name, command in processes.items()))
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(ROOT)]
@@ -157,13 +159,13 @@ def model_server_command(port: int) -> list[str]:
     ]
 
 
-def announce(url: str) -> None:
-    """Wait until the site answers, print where to sign in, then idle (honcho stops us)."""
+def announce(url: str, *, probe: str) -> None:
+    """Wait until ``/probe`` answers, print where to sign in, then idle (honcho stops us)."""
     import httpx
 
     while True:
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/{probe}", timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             pass

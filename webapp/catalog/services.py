@@ -111,5 +111,7 @@ def _parse_endpoints(slug: str, raw: Any) -> list[dict[str, str]]:
             raise ModelSpecError(
                 f"{slug}: endpoint URL {endpoint.get('url')!r} is not valid."
             ) from exc
-        endpoints.append({k: str(v) for k, v in endpoint.items() if k in ("url", "api_key")})
+        endpoints.append(
+            {k: "" if v is None else str(v) for k, v in endpoint.items() if k in ("url", "api_key")}
+        )
     return endpoints

@@ -28,7 +28,7 @@ RUN pip install --no-deps --editable .
 # Static files are collected into the image (whitenoise serves them with
 # hashed names). The settings demand a secret and hosts: these dummies exist
 # only for this build step and are never used at run time.
-RUN SECRET_KEY=collectstatic-build-only ALLOWED_HOSTS=localhost \
+RUN SECRET_KEY=collectstatic-build-only ALLOWED_HOSTS=localhost EMAIL_URL=consolemail:// \
     python manage.py collectstatic --noinput
 
 RUN useradd --create-home --uid 10001 --user-group gatehouse

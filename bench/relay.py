@@ -531,6 +531,7 @@ def report(result: dict[str, Any]) -> str:
             "postgres (all)",
             "inference",
             "bench client",
+            "kernel irq",
             "other processes",
             "host (all cores)",
         ]

@@ -251,13 +251,13 @@ def _ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-def _host_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs together."""
+def _host_ticks() -> tuple[int, int, int]:
+    """(busy, total, interrupt) clock ticks of all CPUs together."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     total = sum(values[:8])  # without guest time, already counted in user
-    return total - idle, total
+    return total - idle, total, values[5] + values[6]  # irq + softirq: loopback traffic
 
 
 def _postgres_ticks() -> int:
@@ -313,9 +313,10 @@ class CpuSampler:
             if ticks is not None:
                 values[name] = ticks
         values["postgres (all)"] = _postgres_ticks()
-        busy, total = _host_ticks()
+        busy, total, interrupts = _host_ticks()
         values["host busy"] = busy
         values["host total"] = total
+        values["host interrupts"] = interrupts
         self.samples.append((now, values))
 
     def usage(self, start: float, end: float) -> dict[str, float]:
@@ -335,7 +336,10 @@ class CpuSampler:
         busy = last[1]["host busy"] - first[1]["host busy"]
         total = last[1]["host total"] - first[1]["host total"]
         if total > 0:
-            host = 100.0 * (os.cpu_count() or 1) * busy / total
+            cores = os.cpu_count() or 1
+            host = 100.0 * cores * busy / total
+            irq = last[1]["host interrupts"] - first[1]["host interrupts"]
+            out["kernel irq"] = round(100.0 * cores * irq / total, 1)
             ours = sum(out.values())
             out["host (all cores)"] = round(host, 1)
             out["other processes"] = round(max(0.0, host - ours), 1)
@@ -344,7 +348,7 @@ class CpuSampler:
 
 def host_busy(seconds: float = 2.0) -> float:
     """Percent of one core the whole machine is busy over ``seconds`` (before we start)."""
-    busy0, total0 = _host_ticks()
+    busy0, total0, _ = _host_ticks()
     time.sleep(seconds)
-    busy1, total1 = _host_ticks()
+    busy1, total1, _ = _host_ticks()
     return round(100.0 * (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0), 1)

@@ -39,6 +39,8 @@ class EndpointInline(admin.TabularInline):
 
 
 class LanguageModelForm(forms.ModelForm):
+    licence_url = forms.URLField(required=False, assume_scheme="https")
+
     class Meta:
         model = LanguageModel
         fields = [

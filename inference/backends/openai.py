@@ -39,9 +39,9 @@ class OpenAIBackend:
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
         )
         try:
-            stream = await client.chat.completions.create(
+            stream = await client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model or await _served_model(client),
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **params_to_openai(params),

@@ -158,13 +158,15 @@ def analyse_stream(
             if "ttft_ms" in out:
                 out["added_ms"] = out["ttft_ms"] - out["server_ttft_ms"]
             first = record["first_token_at"]
-            chunk_delays, token_delays = [], []
+            chunk_delays, token_delays, emitted = [], [], []
             for arrival, piece, _ in chunks:
                 found = [int(i) for i in TOKEN.findall(piece)]
                 if not found:
                     continue
-                chunk_delays.append((arrival - (first + max(found) / rate)) * 1000)
+                emitted.append(first + max(found) / rate)
+                chunk_delays.append((arrival - emitted[-1]) * 1000)
                 token_delays.extend((arrival - (first + i / rate)) * 1000 for i in found)
+            out["emitted"] = emitted
             out["chunk_delays_ms"] = [round(d, 2) for d in chunk_delays]
             out["token_delays_ms"] = [round(d, 2) for d in token_delays]
     return out
@@ -178,7 +180,7 @@ def _flat(streams: list[dict[str, Any]], name: str) -> list[float]:
     return [v for s in streams for v in s.get(name, ())]
 
 
-def summarise(streams: list[dict[str, Any]], *, tokens: int) -> dict[str, Any]:
+def summarise(streams: list[dict[str, Any]], *, tokens: int, rate: float) -> dict[str, Any]:
     """Percentiles and counts over the streams of one phase."""
     sent = _values(streams, "sent_at")
     lasts = _values(streams, "last_at")
@@ -198,14 +200,26 @@ def summarise(streams: list[dict[str, Any]], *, tokens: int) -> dict[str, Any]:
         summary[name] = spread(_values(streams, name))
     summary["chunk_delay_ms"] = spread(_flat(streams, "chunk_delays_ms"))
     summary["token_delay_ms"] = spread(_flat(streams, "token_delays_ms"))
+    if sent:
+        # Chunks the server emitted once every stream had started: the load without the
+        # per-request setup of the ramp.
+        ramp_end = max(sent) + 1.0
+        summary["chunk_delay_after_ramp_ms"] = spread(
+            [
+                d
+                for s in streams
+                for d, e in zip(s.get("chunk_delays_ms", ()), s.get("emitted", ()), strict=True)
+                if e >= ramp_end
+            ]
+        )
     if sent and lasts:
-        # Steady state: every stream has started and none has finished yet.
-        start, end = max(sent), min(lasts)
+        # Steady state, by the schedule: from the last request to the moment the first
+        # stream would have ended had it run on time (every stream is live in between).
+        start, end = max(sent), min(sent) + (tokens - 1) / rate if rate else max(lasts)
+        summary["window"] = "all streams live"
         if end - start < 1.0:
             start, end = min(sent), max(lasts)
             summary["window"] = "whole phase"
-        else:
-            summary["window"] = "all streams live"
         inside = sum(w for a, w in zip(arrivals, weights, strict=True) if start <= a <= end)
         summary["window_start"], summary["window_end"] = start, end
         summary["relayed_tokens_per_s"] = round(inside / (end - start), 1)

@@ -1,8 +1,8 @@
 """Start and stop the processes a benchmark drives, and watch their CPU.
 
 The stack is the production shape on one machine: PostgreSQL and Redis (already
-running), the scripted inference server, one uvicorn process serving the ASGI
-application, and one Celery worker with a thread pool. Every process the stack
+running), the scripted inference server, uvicorn serving the ASGI application,
+and a Celery worker with a thread pool (one process of each by default). Every process the stack
 starts is stopped again, also on Ctrl-C or an error.
 """
 
@@ -146,16 +146,18 @@ class Process:
 
 @dataclass
 class Stack:
-    """The scripted inference server, uvicorn and one Celery worker, as child processes."""
+    """The scripted inference server, uvicorn and Celery worker(s), as child processes."""
 
     env: dict[str, str]
     worker_concurrency: int = 256
+    workers: int = 1  # Celery worker processes, each with worker_concurrency threads
+    web_workers: int = 1  # uvicorn worker processes
     uvicorn_args: list[str] = field(default_factory=list)
     inference_max_log: int = 20_000
     web_port: int = 0
     inference: object | None = None  # tests.inference_server.harness.ScriptedServer
     web: Process | None = None
-    worker: Process | None = None
+    worker_processes: list[Process] = field(default_factory=list)
 
     @property
     def web_url(self) -> str:
@@ -178,17 +180,22 @@ class Stack:
             web += ["--loop", "uvloop"]
         if importlib.util.find_spec("httptools"):
             web += ["--http", "httptools"]
+        if self.web_workers > 1:
+            web += ["--workers", str(self.web_workers)]
         self.web = Process("web", web + self.uvicorn_args, self.env, VAR / "web.log")
-        worker = [
-            sys.executable, "-m", "celery", "-A", "webapp", "worker",
-            "-P", "threads", "-c", str(self.worker_concurrency), "-Q", "gatehouse",
-            "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
-        ]  # fmt: skip
-        self.worker = Process("worker", worker, self.env, VAR / "worker.log")
         self.web.start()
-        self.worker.start()
+        for n in range(self.workers):
+            command = [
+                sys.executable, "-m", "celery", "-A", "webapp", "worker",
+                "-P", "threads", "-c", str(self.worker_concurrency), "-Q", "gatehouse",
+                "-n", f"bench{n}@%h",
+                "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+            ]  # fmt: skip
+            process = Process("worker", command, self.env, VAR / f"worker{n or ''}.log")
+            process.start()
+            self.worker_processes.append(process)
         self._wait_web()
-        self._wait_worker()
+        self._wait_workers()
 
     def _wait_web(self, timeout: float = 30.0) -> None:
         assert self.web is not None
@@ -201,37 +208,39 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"the web server did not answer /healthz:\n{self.web.tail()}")
 
-    def _wait_worker(self, timeout: float = 60.0) -> None:
-        """Wait until the worker answers a remote-control ping on the broker."""
-        assert self.worker is not None
+    def _wait_workers(self, timeout: float = 60.0) -> None:
+        """Wait until every worker answers a remote-control ping on the broker."""
         from webapp.celery import app
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.worker.check()
+            for process in self.worker_processes:
+                process.check()
             with contextlib.suppress(Exception):
-                if app.control.ping(timeout=0.5):
+                if len(app.control.ping(timeout=0.5)) >= len(self.worker_processes):
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"the Celery worker did not answer a ping:\n{self.worker.tail()}")
+        tails = "\n".join(p.tail() for p in self.worker_processes)
+        raise RuntimeError(f"the Celery workers did not answer a ping:\n{tails}")
 
     def check(self) -> None:
-        for process in (self.web, self.worker):
+        for process in (self.web, *self.worker_processes):
             if process is not None:
                 process.check()
 
-    def pids(self) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for process in (self.web, self.worker):
+    def pids(self) -> dict[str, list[int]]:
+        """The root process ids of each part (CPU is counted over their process trees)."""
+        found: dict[str, list[int]] = {}
+        for process in (self.web, *self.worker_processes):
             if process is not None and process.pid:
-                found[process.name] = process.pid
+                found.setdefault(process.name, []).append(process.pid)
         proc = getattr(self.inference, "_proc", None)
         if proc is not None:
-            found["inference"] = proc.pid
+            found["inference"] = [proc.pid]
         return found
 
     def stop(self) -> None:
-        for process in (self.worker, self.web):
+        for process in (*self.worker_processes, self.web):
             if process is not None:
                 with contextlib.suppress(Exception):
                     process.stop()
@@ -240,15 +249,37 @@ class Stack:
                 self.inference.stop()  # type: ignore[attr-defined]
 
 
-def _ticks(pid: int) -> int | None:
-    """CPU time (user + system, in clock ticks) a process has used so far."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+def _process_table() -> dict[int, tuple[int, bytes, int]]:
+    """pid -> (parent pid, command name, CPU ticks used so far: user + system)."""
+    table: dict[int, tuple[int, bytes, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        close = data.rindex(b")")
+        comm = data[data.index(b"(") + 1 : close]
+        fields = data[close + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), comm, int(fields[11]) + int(fields[12]))
+    return table
+
+
+def _tree_ticks(table: dict[int, tuple[int, bytes, int]], roots: list[int]) -> int | None:
+    """CPU ticks of ``roots`` and every live descendant."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, found, todo = 0, False, list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            found = True
+            total += table[pid][2]
+            todo.extend(children.get(pid, ()))
+    return total if found else None
 
 
 def _host_ticks() -> tuple[int, int, int]:
@@ -260,22 +291,6 @@ def _host_ticks() -> tuple[int, int, int]:
     return total - idle, total, values[5] + values[6]  # irq + softirq: loopback traffic
 
 
-def _postgres_ticks() -> int:
-    """CPU ticks of every PostgreSQL process (the benchmark's backends and anyone else's)."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/comm", "rb") as f:
-                if f.read().strip() != b"postgres":
-                    continue
-        except OSError:
-            continue
-        total += _ticks(int(entry.name)) or 0
-    return total
-
-
 class CpuSampler:
     """Sample the CPU time of named processes every ``interval`` seconds in a thread.
 
@@ -283,9 +298,8 @@ class CpuSampler:
     in percent of one core (200% = both cores of a 2-core machine).
     """
 
-    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+    def __init__(self, pids: dict[str, list[int]], interval: float = 0.5) -> None:
         self.pids = dict(pids)
-        self.pids["bench client"] = os.getpid()
         self.interval = interval
         self.samples: list[tuple[float, dict[str, int]]] = []
         self._stop = threading.Event()
@@ -308,11 +322,16 @@ class CpuSampler:
     def _sample(self) -> None:
         now = time.time()
         values: dict[str, int] = {}
-        for name, pid in self.pids.items():
-            ticks = _ticks(pid)
+        table = _process_table()
+        for name, roots in self.pids.items():
+            ticks = _tree_ticks(table, roots)
             if ticks is not None:
                 values[name] = ticks
-        values["postgres (all)"] = _postgres_ticks()
+        # The benchmark's own process only: the stack's processes are its children.
+        if os.getpid() in table:
+            values["bench client"] = table[os.getpid()][2]
+        # Every PostgreSQL backend: the benchmark's, and anyone else's on this server.
+        values["postgres (all)"] = sum(t for _, comm, t in table.values() if comm == b"postgres")
         busy, total, interrupts = _host_ticks()
         values["host busy"] = busy
         values["host total"] = total

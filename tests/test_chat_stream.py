@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
@@ -145,9 +148,6 @@ async def test_stop_ends_the_reply_and_closes_the_upstream_request(
 
 
 async def inference_wait_complete(inference, timeout: float = 5.0) -> None:
-    import asyncio
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         requests = await sync_to_async(inference.requests)(path="/v1/chat/completions")
@@ -158,9 +158,6 @@ async def inference_wait_complete(inference, timeout: float = 5.0) -> None:
 
 
 async def wait_for_final(message_id: str, timeout: float = 5.0) -> Message:
-    import asyncio
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         message = await Message.objects.aget(pk=message_id)

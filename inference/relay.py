@@ -63,7 +63,11 @@ def async_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        # Blocking: past max_connections a command waits for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, decode_responses=True, max_connections=64, timeout=20
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client
 
@@ -93,7 +97,6 @@ class Publisher:
         self.seq = 0
         self._lock = asyncio.Lock()
         self._log_key = _key(generation_id, "log")
-        self._ttl = settings.GENERATION["LOG_TTL"]
 
     async def chunk(self, text: str) -> None:
         async with self._lock:
@@ -123,12 +126,74 @@ class Publisher:
             await self._publish(event)
 
     async def _publish(self, event: LogEvent) -> None:
-        client = async_client()
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xadd(self._log_key, {"e": json.dumps(event)}, id=f"0-{event['seq']}")
-            pipe.expire(self._log_key, self._ttl)
-            await pipe.execute()
-        await announce(self.group, event)
+        await _writer().write(self._log_key, event, self.group)
+
+
+class _Writer:
+    """Write the events of every generation on a loop in shared pipelines.
+
+    Events that arrive while a pipeline is in flight leave together in the
+    next one: one round trip carries many streams' log appends and
+    announcements. A failed command fails only its own event.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, LogEvent, str, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def write(self, log_key: str, event: LogEvent, group: str) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((log_key, event, group, future))
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            try:
+                results, sizes = await self._execute(batch)
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for (*_, future), size in zip(batch, sizes, strict=True):
+                errors = [r for r in results[start : start + size] if isinstance(r, Exception)]
+                start += size
+                if not future.done():
+                    future.set_exception(errors[0]) if errors else future.set_result(None)
+
+    async def _execute(self, batch: list) -> tuple[list[Any], list[int]]:
+        layer = get_channel_layer()
+        loop_layer = layer._get_layer()  # the pub/sub layer's own group channel naming
+        ttl, sizes = settings.GENERATION["LOG_TTL"], []
+        async with async_client().pipeline(transaction=False) as pipe:
+            for log_key, event, group, _ in batch:
+                pipe.xadd(log_key, {"e": json.dumps(event)}, id=f"0-{event['seq']}")
+                # The log's TTL outlasts GENERATION_MAX_DURATION: set at the start and the end.
+                expire = event["seq"] == 1 or event["type"] == "done"
+                if expire:
+                    pipe.expire(log_key, ttl)
+                message = layer.serialize({"type": "relay.event", "event": event})
+                pipe.publish(loop_layer._get_group_channel_name(group), message)
+                sizes.append(3 if expire else 2)
+            return await pipe.execute(raise_on_error=False), sizes
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer() -> _Writer:
+    loop = asyncio.get_running_loop()
+    if loop not in _writers:
+        _writers[loop] = _Writer()
+    return _writers[loop]
 
 
 async def publish_end(

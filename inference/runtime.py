@@ -35,11 +35,19 @@ def _relay_loop() -> asyncio.AbstractEventLoop:
     global _loop, _pid
     with _lock:
         if _loop is None or _pid != os.getpid():  # a forked child starts its own
-            _loop = asyncio.new_event_loop()
+            _loop = _new_loop()
             _pid = os.getpid()
             _running.clear()
             threading.Thread(target=_serve, args=(_loop,), name="relay-loop", daemon=True).start()
         return _loop
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

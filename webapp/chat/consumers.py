@@ -39,6 +39,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Accept, then close with a code the browser can read: signed out.
             await self.close(code=4401)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes old database connections in its sync thread before every
+        # handler; a relayed chunk touches no database, so it skips that hop.
+        if message["type"] == "relay.event":
+            await self.relay_event(message)
+            return
+        await super().dispatch(message)
+
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "watching", ()):
             await self.channel_layer.group_discard(group, self.channel_name)

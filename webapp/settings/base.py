@@ -70,10 +70,19 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/gatehouse"),
 }
-# 0: under ASGI each request runs in a fresh thread, so kept connections pile up.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+# Under ASGI each request runs its database work in a fresh thread, so kept
+# connections pile up: PostgreSQL gets a pool per process, others no reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 2,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=32),
+            "timeout": 30,
+        }
+    }
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The one-command run's embedded database: WAL lets the web process and the
     # worker write at once; IMMEDIATE transactions wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {
@@ -81,7 +90,6 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -169,7 +177,7 @@ GENERATION = {
     "HEARTBEAT_TTL": env.float("GENERATION_HEARTBEAT_TTL", default=30.0),
     "QUEUED_TIMEOUT": env.float("GENERATION_QUEUED_TIMEOUT", default=600.0),
     "LOG_TTL": env.int("GENERATION_LOG_TTL", default=3600),
-    "FLUSH_INTERVAL": env.float("GENERATION_FLUSH_INTERVAL", default=0.03),
+    "FLUSH_INTERVAL": env.float("GENERATION_FLUSH_INTERVAL", default=0.1),
     "FLUSH_TOKENS": env.int("GENERATION_FLUSH_TOKENS", default=16),
 }
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)

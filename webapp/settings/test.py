@@ -24,4 +24,3 @@ GENERATION.update(
     HEARTBEAT_INTERVAL=0.5,
     HEARTBEAT_TTL=2.0,
 )
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - threads of async tests must not keep connections

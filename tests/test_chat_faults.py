@@ -136,3 +136,23 @@ async def test_reaper_leaves_live_generations_alone(worker, inference, user, ope
     done = (await socket.receive_until("done", message=reply))[-1]
     assert done["status"] == "stopped"
     await socket.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [({"endpoints": []}, "no_endpoint"), ({"default_params": {"top_p": 7}}, "invalid_params")],
+    ids=["no-endpoint", "bad-defaults"],
+)
+async def test_a_misconfigured_model_fails_the_reply_with_the_reason(worker, user, change, code):
+    params = change.get("default_params", {"max_new_tokens": 8})
+    model = await database_sync_to_async(LanguageModelFactory)(
+        slug=f"broken-{code}", backend="openai", default_params=params
+    )
+    conversation, reply = await start(user, model)
+    socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    done = (await socket.receive_until("done", message=reply))[-1]
+    assert (done["status"], done["error"]["code"]) == ("failed", code)
+    saved = await Message.objects.aget(pk=reply)
+    assert (saved.status, saved.error_code) == (Status.FAILED, code)
+    await socket.close()

@@ -35,23 +35,23 @@ def generation_start(*, message_id: str) -> Job | None:
     Returns None when the reply is no longer queued (stopped, or claimed by a
     second delivery of the same task), so running the task twice is harmless.
     """
-    claimed = Message.objects.filter(pk=message_id, status=Status.QUEUED).update(
-        status=Status.STREAMING, started_at=timezone.now()
-    )
-    if not claimed:
+    message = Message.objects.select_related("conversation__model").filter(pk=message_id).first()
+    if message is None or message.status != Status.QUEUED:
         return None
-    message = Message.objects.select_related("conversation__model").get(pk=message_id)
     model = message.conversation.model
     try:
         params = params_parse(
             model.default_params, backend=model.backend, context_length=model.context_length
         )
     except ParamsError as exc:
+        if not _claim(message_id, params={}):
+            return None
         raise GenerationRefused("invalid_params", f"The model is misconfigured: {exc}") from exc
+    if not _claim(message_id, params=params.as_dict()):
+        return None
     endpoint = endpoint_choose(model=model)
     if endpoint is None:
         raise GenerationRefused("no_endpoint", "This model has no server configured right now.")
-    Message.objects.filter(pk=message_id).update(params=params.as_dict())
     return Job(
         generation_id=str(message.pk),
         group=message.conversation.group,
@@ -63,6 +63,15 @@ def generation_start(*, message_id: str) -> Job | None:
         ),
         messages=message_context(message=message),
         params=params,
+    )
+
+
+def _claim(message_id: str, *, params: dict[str, object]) -> bool:
+    """Move a queued reply to streaming; False if someone else (a stop, a rerun) got there first."""
+    return bool(
+        Message.objects.filter(pk=message_id, status=Status.QUEUED).update(
+            status=Status.STREAMING, started_at=timezone.now(), params=params
+        )
     )
 
 

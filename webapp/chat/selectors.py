@@ -43,12 +43,12 @@ def message_get(*, user: Any, message_id: Any) -> Message:
     return message
 
 
-def message_path(*, conversation: Conversation, leaf: Message | None = None) -> list[Message]:
-    """Return the messages from the root to ``leaf`` (default: the newest message)."""
+def message_path(*, conversation: Conversation, leaf_id: Any = None) -> list[Message]:
+    """Return the messages from the root to ``leaf_id`` (default: the newest), in one query."""
     messages = {m.pk: m for m in Message.objects.filter(conversation=conversation)}
     if not messages:
         return []
-    node = leaf or max(messages.values(), key=lambda m: m.created_at)
+    node = messages.get(leaf_id) or max(messages.values(), key=lambda m: m.created_at)
     path = []
     while node is not None:
         path.append(node)
@@ -69,8 +69,7 @@ def message_context(*, message: Message) -> list[ChatMessage]:
     """Return the chat history a reply to ``message``'s parent is generated from."""
     if message.parent_id is None:
         return []
-    parent = Message.objects.get(pk=message.parent_id)
-    path = message_path(conversation=message.conversation, leaf=parent)
+    path = message_path(conversation=message.conversation, leaf_id=message.parent_id)
     return [
         {"role": m.role, "content": m.content}  # type: ignore[typeddict-item]
         for m in path

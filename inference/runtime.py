@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -52,9 +51,6 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
-    # The relay loop shares the GIL with the task threads; a shorter switch
-    # interval lets it take a token through without waiting up to 5 ms.
-    sys.setswitchinterval(0.0005)
     asyncio.set_event_loop(loop)
     loop.create_task(_listen_for_cancels())
     loop.run_forever()

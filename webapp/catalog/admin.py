@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin
 
 from .models import LanguageModel, ModelEndpoint
-from .services import ModelSpecError, model_params_check
+from .services import MODEL_FIELDS, ModelSpecError, model_params_check
 
 
 class EndpointForm(forms.ModelForm):
@@ -43,21 +43,7 @@ class LanguageModelForm(forms.ModelForm):
 
     class Meta:
         model = LanguageModel
-        fields = [
-            "slug",
-            "display_name",
-            "description",
-            "licence_name",
-            "licence_url",
-            "backend",
-            "backend_model",
-            "default_params",
-            "context_length",
-            "access_policy",
-            "allowed_groups",
-            "is_active",
-            "position",
-        ]
+        fields = ["slug", *MODEL_FIELDS, "allowed_groups"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -13,7 +13,8 @@ from inference.params import ParamsError, params_parse
 
 from .models import AccessPolicy, BackendKind, LanguageModel, ModelEndpoint, validate_endpoint_url
 
-_FIELDS = {
+# The fields a model definition may set, besides its slug and endpoints (the admin shows them too).
+MODEL_FIELDS = (
     "display_name",
     "description",
     "licence_name",
@@ -25,7 +26,7 @@ _FIELDS = {
     "access_policy",
     "is_active",
     "position",
-}
+)
 
 
 class ModelSpecError(ValueError):
@@ -76,10 +77,10 @@ def _parse_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[dict
     slug = str(spec.get("slug") or "")
     if not slug or slugify(slug) != slug:
         raise ModelSpecError(f"slug {slug!r}: use lowercase letters, digits and hyphens.")
-    unknown = set(spec) - _FIELDS - {"slug", "endpoints"}
+    unknown = set(spec) - set(MODEL_FIELDS) - {"slug", "endpoints"}
     if unknown:
         raise ModelSpecError(f"{slug}: unknown field(s) {', '.join(sorted(unknown))}.")
-    fields = {key: spec[key] for key in _FIELDS if key in spec}
+    fields = {key: spec[key] for key in MODEL_FIELDS if key in spec}
     fields.setdefault("display_name", slug)
     if fields.get("backend") not in BackendKind.values:
         raise ModelSpecError(f"{slug}: backend must be one of {', '.join(BackendKind.values)}.")

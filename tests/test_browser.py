@@ -127,3 +127,38 @@ def test_stop_in_the_browser_keeps_the_partial_reply(
     expect(page.locator(".message[data-role=assistant] .message-content").last).to_contain_text(
         "tok2"
     )
+
+
+def test_model_output_cannot_run_script_in_the_page(
+    page, live_site, worker, inference, openai_model
+):
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
+    hostile = [
+        "Look: ",
+        '<img src=x onerror="window.pwned=1">',
+        " <script>window.pwned=2</script> ",
+        "[click](javascript:window.pwned=3) ",
+        "**bold**",
+    ]
+    inference.push({"tokens": hostile, "rate": 50})
+    sign_in(page, live_site, user.email)
+    page.check(f".model-card[data-slug='{openai_model.slug}'] input[name=model]")
+    page.fill("#start-input", "Say something nasty")
+    page.click("#start-button")
+    reply = page.locator(".message[data-role=assistant]").last
+    expect(reply).to_have_attribute("data-status", "done")
+    for _ in range(2):  # streamed and rendered in the browser, then rendered by the server
+        content = page.locator(".message[data-role=assistant] .message-content").last
+        expect(content.locator("strong")).to_have_text("bold")
+        assert content.locator("img, script, a[href^='javascript']").count() == 0
+        if content.get_by_text("click").count():
+            content.get_by_text("click").click()
+        page.wait_for_timeout(200)  # give an onerror handler its chance to run
+        assert page.evaluate("window.pwned") is None
+        page.reload()
+        expect(page.locator(".message[data-role=assistant]").last).to_have_attribute(
+            "data-status", "done"
+        )

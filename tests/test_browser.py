@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -66,6 +66,17 @@ def sign_in(page: Page, site, email: str) -> None:
     expect(page.locator("#start-form")).to_be_visible()
 
 
+def start_chat_as_a_member(page: Page, site, model, prompt: str) -> None:
+    """Sign in as a new verified member and start a chat with ``model``."""
+    user = UserFactory()
+    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
+    sign_in(page, site, user.email)
+    page.check(f".model-card[data-slug='{model.slug}'] input[name=model]")
+    page.fill("#start-input", prompt)
+    page.click("#start-button")
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]+/$"))
+
+
 def test_sign_up_chat_with_the_local_model_and_find_the_reply_after_a_reload(
     page, live_site, worker, bundled_model
 ):
@@ -103,15 +114,8 @@ def test_sign_up_chat_with_the_local_model_and_find_the_reply_after_a_reload(
 def test_stop_in_the_browser_keeps_the_partial_reply(
     page, live_site, worker, inference, openai_model
 ):
-    from tests.factories import UserFactory
-
-    user = UserFactory()
-    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
     inference.push({"n_tokens": 400, "rate": 20})
-    sign_in(page, live_site, user.email)
-    page.check(f".model-card[data-slug='{openai_model.slug}'] input[name=model]")
-    page.fill("#start-input", "Count slowly")
-    page.click("#start-button")
+    start_chat_as_a_member(page, live_site, openai_model, "Count slowly")
     reply = page.locator(".message[data-role=assistant]").last
     expect(reply).to_have_attribute("data-status", "streaming")
     expect(reply.locator(".message-content")).to_contain_text("tok2")
@@ -132,10 +136,6 @@ def test_stop_in_the_browser_keeps_the_partial_reply(
 def test_model_output_cannot_run_script_in_the_page(
     page, live_site, worker, inference, openai_model
 ):
-    from tests.factories import UserFactory
-
-    user = UserFactory()
-    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
     hostile = [
         "Look: ",
         '<img src=x onerror="window.pwned=1">',
@@ -144,10 +144,7 @@ def test_model_output_cannot_run_script_in_the_page(
         "**bold**",
     ]
     inference.push({"tokens": hostile, "rate": 50})
-    sign_in(page, live_site, user.email)
-    page.check(f".model-card[data-slug='{openai_model.slug}'] input[name=model]")
-    page.fill("#start-input", "Say something nasty")
-    page.click("#start-button")
+    start_chat_as_a_member(page, live_site, openai_model, "Say something nasty")
     reply = page.locator(".message[data-role=assistant]").last
     expect(reply).to_have_attribute("data-status", "done")
     for _ in range(2):  # streamed and rendered in the browser, then rendered by the server

@@ -86,6 +86,7 @@ def reap_generations() -> int:
 
 
 def _group_of(message_id: str) -> str:
-    from webapp.chat.models import Message
+    from webapp.chat.models import Message, conversation_group
 
-    return Message.objects.select_related("conversation").get(pk=message_id).conversation.group
+    conversation_id = Message.objects.values_list("conversation_id", flat=True).get(pk=message_id)
+    return conversation_group(conversation_id)

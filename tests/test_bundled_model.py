@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_chat_stream import start
-from tests.ws import chunk_text, connect
+from tests.test_chat_stream import start_watching
+from tests.ws import chunk_text
 from webapp.chat.models import Message, Status
 
 pytestmark = [pytest.mark.model, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 async def test_the_bundled_model_streams_a_real_reply(worker, user, bundled_model):
-    conversation, reply = await start(user, bundled_model, "What is the capital of France?")
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, bundled_model, "What is the capital of France?")
     frames = await socket.receive_until("done", message=reply, timeout=90)
 
     done = frames[-1]

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 
 from inference.tasks import reap_generations
 from tests.factories import LanguageModelFactory, ModelEndpointFactory
-from tests.test_chat_stream import start, wait_for_final
+from tests.test_chat_stream import start, start_watching, wait_for_final
 from tests.ws import chunk_text, connect
 from webapp.chat.models import Message, Status
 
@@ -32,9 +32,7 @@ async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
     worker, inference, user, backend_model, script, code
 ):
     inference.push(script)
-    conversation, reply = await start(user, backend_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, backend_model)
     frames = await socket.receive_until("done", message=reply)
 
     done = frames[-1]
@@ -48,9 +46,7 @@ async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
 
 async def test_rejected_parameters_show_the_servers_reason(worker, inference, user, backend_model):
     inference.push({"status": 422})
-    conversation, reply = await start(user, backend_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, backend_model)
     done = (await socket.receive_until("done", message=reply))[-1]
     assert done["status"] == "failed"
     assert done["error"]["code"] == "backend_rejected"
@@ -60,9 +56,7 @@ async def test_rejected_parameters_show_the_servers_reason(worker, inference, us
 
 async def test_failure_mid_stream_keeps_the_partial_text(worker, inference, user, backend_model):
     inference.push({"tokens": ["One", " two", " three", " four"], "fail_after": 3, "rate": 50})
-    conversation, reply = await start(user, backend_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, backend_model)
     frames = await socket.receive_until("done", message=reply)
 
     assert chunk_text(frames) == "One two three"
@@ -87,9 +81,7 @@ async def test_unreachable_server_fails_within_two_seconds(worker, inference, us
 
 async def test_a_failed_reply_can_be_regenerated(worker, inference, user, openai_model):
     inference.push({"status": 429}, {"tokens": ["Better", " now"]})
-    conversation, reply = await start(user, openai_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, openai_model)
     await socket.receive_until("done", message=reply)
 
     await socket.send({"type": "regenerate", "message": reply})
@@ -107,9 +99,7 @@ async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
     worker, inference, user, openai_model
 ):
     inference.push({"n_tokens": 400, "rate": 20})
-    conversation, reply = await start(user, openai_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, openai_model)
     streamed = await socket.receive_chunks(3)
     worker.kill()
 
@@ -126,9 +116,7 @@ async def test_worker_killed_mid_stream_is_reaped_as_interrupted_with_its_text(
 
 async def test_reaper_leaves_live_generations_alone(worker, inference, user, openai_model):
     inference.push({"n_tokens": 80, "rate": 20})
-    conversation, reply = await start(user, openai_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, openai_model)
     await socket.receive_chunks(1)
     await asyncio.sleep(2.5)
     assert await database_sync_to_async(reap_generations)() == 0
@@ -148,9 +136,7 @@ async def test_a_misconfigured_model_fails_the_reply_with_the_reason(worker, use
     model = await database_sync_to_async(LanguageModelFactory)(
         slug=f"broken-{code}", backend="openai", default_params=params
     )
-    conversation, reply = await start(user, model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, model)
     done = (await socket.receive_until("done", message=reply))[-1]
     assert (done["status"], done["error"]["code"]) == ("failed", code)
     saved = await Message.objects.aget(pk=reply)

@@ -22,12 +22,18 @@ async def start(user, model, content="Hi there"):
     return str(sent.user_message.conversation_id), str(sent.assistant_message.pk)
 
 
+async def start_watching(user, model, content="Hi there"):
+    """Start a conversation; return its reply's id and a socket subscribed from the start."""
+    conversation, reply = await start(user, model, content)
+    socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    return reply, socket
+
+
 async def test_reply_streams_token_by_token_and_is_saved(worker, inference, user, backend_model):
     model = backend_model
     inference.push({"tokens": TOKENS, "rate": 100})
-    conversation, reply = await start(user, model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, model)
     frames = await socket.receive_until("done", message=reply)
 
     assert chunk_text(frames) == "".join(TOKENS)
@@ -114,9 +120,7 @@ async def test_two_tabs_on_one_conversation_both_see_the_stream(
 async def test_closing_the_tab_does_not_stop_the_generation(worker, inference, user, openai_model):
     tokens = [f" w{i}" for i in range(20)]
     inference.push({"tokens": tokens, "rate": 50})
-    conversation, reply = await start(user, openai_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, openai_model)
     await socket.receive_chunks(1)
     await socket.close()
 
@@ -130,9 +134,7 @@ async def test_stop_ends_the_reply_and_closes_the_upstream_request(
     worker, inference, user, openai_model
 ):
     inference.push({"n_tokens": 2000, "rate": 20})
-    conversation, reply = await start(user, openai_model)
-    socket = await connect(user)
-    await socket.send({"type": "subscribe", "conversation": conversation, "after_seq": 0})
+    reply, socket = await start_watching(user, openai_model)
     streamed = await socket.receive_chunks(2)
     await socket.send({"type": "stop", "message": reply})
     frames = await socket.receive_until("done", message=reply, timeout=1.5)

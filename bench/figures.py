@@ -74,22 +74,23 @@ def records_by_key(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any
 def _pieces_ws(stream: Stream) -> tuple[list[tuple[float, str, int]], dict[str, Any]]:
     """(arrival, text, seq) of every chunk of the reply, and facts about its frames."""
     chunks: list[tuple[float, str, int]] = []
-    facts: dict[str, Any] = {"done_status": None, "done_seq": None, "message": None}
+    facts: dict[str, Any] = {"done_status": None, "done_seq": None, "generation": None}
     for arrival, raw in stream.frames:
         frame = json.loads(raw)
         kind = frame.get("type")
         if kind == "chunk":
-            if facts["message"] is None:
-                facts["message"] = frame["message"]
-            if frame["message"] == facts["message"]:
+            if facts["generation"] is None:
+                facts["generation"] = frame["generation"]
+            if frame["generation"] == facts["generation"]:
                 chunks.append((arrival, frame["text"], frame["seq"]))
         elif kind == "done":
             facts["done_status"] = frame.get("status")
             facts["done_seq"] = frame.get("seq")
             facts["done_at"] = arrival
-            facts["message"] = facts["message"] or frame.get("message")
+            facts["generation"] = facts["generation"] or frame.get("generation")
         elif kind == "message" and frame["message"].get("role") == "assistant":
-            facts["message"] = facts["message"] or frame["message"]["id"]
+            generation = frame["message"].get("generation") or {}
+            facts["generation"] = facts["generation"] or generation.get("id")
     return chunks, facts
 
 
@@ -124,7 +125,7 @@ def analyse_stream(
     out: dict[str, Any] = {"key": stream.key, "error": stream.error, "sent_at": stream.sent_at}
     if kind == "gatehouse":
         chunks, facts = _pieces_ws(stream)
-        out["message"] = facts["message"]
+        out["generation"] = facts["generation"]
         out["done_status"] = facts["done_status"]
         seqs = [seq for _, _, seq in chunks]
         seq_ok = seqs == list(range(1, len(seqs) + 1)) and facts["done_seq"] == len(seqs) + 1

@@ -157,13 +157,13 @@ class Fixtures:
 
     def timeline(self, conversation_ids: list[str]) -> dict[str, dict[str, float | None]]:
         """When each reply was saved as queued and claimed by the worker, per conversation."""
-        from webapp.chat.models import Message, Role
+        from webapp.generations.models import Generation
 
-        rows = Message.objects.filter(
-            conversation_id__in=conversation_ids, role=Role.ASSISTANT
-        ).values("conversation_id", "created_at", "started_at", "time_to_first_token_ms")
+        rows = Generation.objects.filter(chat_message__conversation_id__in=conversation_ids).values(
+            "chat_message__conversation_id", "created_at", "started_at", "time_to_first_token_ms"
+        )
         return {
-            str(r["conversation_id"]): {
+            str(r["chat_message__conversation_id"]): {
                 "queued_at": r["created_at"].timestamp(),
                 "claimed_at": r["started_at"].timestamp() if r["started_at"] else None,
                 "worker_ttft_ms": r["time_to_first_token_ms"],

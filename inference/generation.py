@@ -22,6 +22,7 @@ from .backends import (
     Endpoint,
     Event,
     Finish,
+    Rendered,
     Timeouts,
     Token,
     backend_for,
@@ -63,6 +64,16 @@ class Job:
     params: SamplingParams
 
 
+# What a `done` frame and a saved generation report of how it went (besides the model id).
+STAT_FIELDS = (
+    "finish_reason",
+    "prompt_tokens",
+    "generated_tokens",
+    "time_to_first_token_ms",
+    "tokens_per_second",
+)
+
+
 @dataclass
 class Outcome:
     status: Status = "done"
@@ -73,19 +84,15 @@ class Outcome:
     time_to_first_token_ms: float | None = None
     tokens_per_second: float | None = None
     model_id: str = ""
+    revision: str = ""
+    system_fingerprint: str = ""
+    rendered_prompt: str = field(default="", repr=False)
     error_code: str = ""
     error_detail: str = ""
     token_count: int = field(default=0, repr=False)
 
     def stats(self) -> dict[str, Any]:
-        return {
-            "finish_reason": self.finish_reason,
-            "prompt_tokens": self.prompt_tokens,
-            "generated_tokens": self.generated_tokens,
-            "time_to_first_token_ms": self.time_to_first_token_ms,
-            "tokens_per_second": self.tokens_per_second,
-            "model_id": self.model_id,
-        }
+        return {**{name: getattr(self, name) for name in STAT_FIELDS}, "model_id": self.model_id}
 
     def error(self) -> dict[str, str] | None:
         return {"code": self.error_code, "detail": self.error_detail} if self.error_code else None
@@ -145,6 +152,8 @@ class Generation:
                         self.outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
                         timeout = limits.idle
                     await self._add(event.text)
+                elif isinstance(event, Rendered):
+                    self.outcome.rendered_prompt = event.text
                 elif isinstance(event, Finish):
                     self._apply_finish(event)
         finally:
@@ -155,6 +164,8 @@ class Generation:
         self.outcome.prompt_tokens = event.prompt_tokens
         self.outcome.generated_tokens = event.generated_tokens
         self.outcome.model_id = event.model_id
+        self.outcome.revision = event.revision
+        self.outcome.system_fingerprint = event.system_fingerprint
 
     async def _add(self, text: str) -> None:
         self._pieces.append(text)

@@ -3,8 +3,9 @@
 Each generation has a Redis Stream (its token log, the truth) whose entry ids
 are ``0-<seq>``, so a replay "after seq n" is one exclusive XRANGE and a chunk
 can never be logged twice. Every logged event is then announced on the
-channel-layer group the caller names (one group per conversation), which only
-wakes the sockets up: a socket that missed an announcement reads the log.
+channel-layer group the generation names (its conversation, compare session,
+battle, or a group of its own), which only wakes the sockets up: a socket that
+missed an announcement reads the log. Everything here is keyed by generation id.
 A heartbeat key tells the reaper which generations still have a live worker,
 and a cancel flag plus a pub/sub message tell the worker to stop.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict
 
 import redis
@@ -26,14 +28,14 @@ CANCEL_CHANNEL = "gatehouse:cancel"
 
 class ChunkEvent(TypedDict):
     type: Literal["chunk"]
-    message: str
+    generation: str
     seq: int
     text: str
 
 
 class DoneEvent(TypedDict):
     type: Literal["done"]
-    message: str
+    generation: str
     seq: int
     status: str
     stats: dict[str, Any]
@@ -103,7 +105,7 @@ class Publisher:
             self.seq += 1
             event: ChunkEvent = {
                 "type": "chunk",
-                "message": self.generation_id,
+                "generation": self.generation_id,
                 "seq": self.seq,
                 "text": text,
             }
@@ -116,7 +118,7 @@ class Publisher:
             self.seq += 1
             event: DoneEvent = {
                 "type": "done",
-                "message": self.generation_id,
+                "generation": self.generation_id,
                 "seq": self.seq,
                 "status": status,
                 "stats": stats,
@@ -140,6 +142,7 @@ class _Writer:
     def __init__(self) -> None:
         self._pending: list[tuple[str, LogEvent, str, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self._announcer = _Announcer(get_channel_layer())
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def write(self, log_key: str, event: LogEvent, group: str) -> None:
@@ -154,23 +157,17 @@ class _Writer:
             self._wake.clear()
             batch, self._pending = self._pending, []
             try:
-                results, sizes = await self._execute(batch)
+                errors = await self._execute(batch)
             except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for (*_, future), size in zip(batch, sizes, strict=True):
-                errors = [r for r in results[start : start + size] if isinstance(r, Exception)]
-                start += size
+                errors = [exc] * len(batch)
+            for (*_, future), error in zip(batch, errors, strict=True):
                 if not future.done():
-                    future.set_exception(errors[0]) if errors else future.set_result(None)
+                    future.set_exception(error) if error else future.set_result(None)
 
-    async def _execute(self, batch: list) -> tuple[list[Any], list[int]]:
-        layer = get_channel_layer()
-        loop_layer = layer._get_layer()  # the pub/sub layer's own group channel naming
+    async def _execute(self, batch: list) -> list[BaseException | None]:
+        """Run the batch in one pipeline; return each event's first error, or None."""
         ttl, sizes = settings.GENERATION["LOG_TTL"], []
+        announcer = self._announcer
         async with async_client().pipeline(transaction=False) as pipe:
             for log_key, event, group, _ in batch:
                 pipe.xadd(log_key, {"e": json.dumps(event)}, id=f"0-{event['seq']}")
@@ -178,10 +175,74 @@ class _Writer:
                 expire = event["seq"] == 1 or event["type"] == "done"
                 if expire:
                     pipe.expire(log_key, ttl)
-                message = layer.serialize({"type": "relay.event", "event": event})
-                pipe.publish(loop_layer._get_group_channel_name(group), message)
-                sizes.append(3 if expire else 2)
-            return await pipe.execute(raise_on_error=False), sizes
+                announced = announcer.add_to(pipe, group, event)
+                sizes.append(1 + expire + announced)
+            results = await pipe.execute(raise_on_error=False)
+        errors: list[BaseException | None] = []
+        start = 0
+        for size in sizes:
+            failed = [r for r in results[start : start + size] if isinstance(r, Exception)]
+            errors.append(failed[0] if failed else None)
+            start += size
+        if not announcer.pipelined:
+            sent = await asyncio.gather(
+                *(announcer.send(group, event) for _, event, group, _ in batch),
+                return_exceptions=True,
+            )
+            errors = [
+                e or (s if isinstance(s, BaseException) else None)
+                for e, s in zip(errors, sent, strict=True)
+            ]
+        return errors
+
+
+class _Announcer:
+    """How an event reaches a channel-layer group.
+
+    With channels-redis' pub/sub layer on the relay's own Redis, the PUBLISH
+    joins the relay's pipeline, named as that layer names group channels (one
+    round trip for many events). Any other layer gets the public ``group_send``.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self._group_channel = _pubsub_group_channel(layer)
+
+    @property
+    def pipelined(self) -> bool:
+        return self._group_channel is not None
+
+    def add_to(self, pipe: Any, group: str, event: LogEvent) -> bool:
+        """Queue the announcement in ``pipe`` if this layer allows; return whether it did."""
+        if self._group_channel is None:
+            return False
+        message = self.layer.serialize({"type": "relay.event", "event": event})
+        pipe.publish(self._group_channel(group), message)
+        return True
+
+    async def send(self, group: str, event: LogEvent | MessageEvent) -> None:
+        await self.layer.group_send(group, {"type": "relay.event", "event": event})
+
+
+def _pubsub_group_channel(layer: Any) -> Callable[[str], str] | None:
+    """Return the pub/sub layer's group-channel naming, or None where it cannot be used.
+
+    It is a private method of channels-redis (checked with 4.3): if a release
+    renames it, or the layer talks to another Redis, events go by group_send.
+    """
+    try:
+        from channels_redis.pubsub import RedisPubSubChannelLayer
+    except ImportError:
+        return None
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    loop_layer = layer._get_layer()
+    namer = getattr(loop_layer, "_get_group_channel_name", None)
+    shards = getattr(loop_layer, "_shards", [])
+    addresses = [getattr(shard, "host", {}).get("address") for shard in shards]
+    if not callable(namer) or not callable(getattr(layer, "serialize", None)):
+        return None
+    return namer if addresses == [settings.REDIS_URL] else None
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (
@@ -218,13 +279,15 @@ async def announce(group: str, event: LogEvent | MessageEvent) -> None:
 async def log_read(generation_id: str, *, after_seq: int = 0) -> list[LogEvent]:
     """Return the logged events of a generation with a seq above ``after_seq``."""
     entries = await async_client().xrange(_key(generation_id, "log"), min=f"(0-{after_seq}")
-    return [json.loads(fields["e"]) for _, fields in entries]
+    # redis-py's shared stream parser admits None replies and entries; XRANGE never returns them.
+    return [json.loads(fields["e"]) for _, fields in entries]  # type: ignore[index, union-attr]
 
 
 def log_text(generation_id: str) -> tuple[str, int]:
     """Return the text logged so far for a generation and the number of chunks."""
     entries = sync_client().xrange(_key(generation_id, "log"))
-    events = [json.loads(fields["e"]) for _, fields in entries]
+    # redis-py's shared stream parser admits None replies and entries; XRANGE never returns them.
+    events = [json.loads(fields["e"]) for _, fields in entries]  # type: ignore[index, union-attr]
     chunks = [event["text"] for event in events if event["type"] == "chunk"]
     return "".join(chunks), len(chunks)
 

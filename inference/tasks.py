@@ -1,8 +1,9 @@
 """Celery tasks: run one generation, and reap generations whose worker died.
 
 Generation is not idempotent (other text, double GPU cost), so it is never
-redelivered: no ``acks_late``, no retries. Claiming the reply is a conditional
-update, so a second delivery of the same task does nothing.
+redelivered: no ``acks_late``, no retries. Claiming a generation is a
+conditional update, so a second delivery of the same task does nothing.
+Everything is saved through ``webapp.generations``' services.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from celery import shared_task
 from django import db
 from django.conf import settings
 
-from webapp.chat.generations import (
+from webapp.generations.services import (
     INTERRUPTED_DETAIL,
     GenerationRefused,
+    generation_claim,
     generation_fail,
     generation_finish,
     generation_reap,
-    generation_start,
 )
 
 from . import relay, runtime
@@ -35,20 +36,14 @@ logger = logging.getLogger(__name__)
     soft_time_limit=3600,
     time_limit=3700,
 )
-def generate(message_id: str) -> None:
+def generate(generation_id: str) -> None:
     try:
-        job = generation_start(message_id=message_id)
+        job = generation_claim(generation_id=generation_id)
     except GenerationRefused as exc:
-        generation_fail(message_id=message_id, code=exc.code, detail=exc.detail)
-        group = _group_of(message_id)
+        generation_fail(generation_id=generation_id, code=exc.code, detail=exc.detail)
+        error = {"code": exc.code, "detail": exc.detail}
         runtime.run(
-            relay.publish_end(
-                message_id,
-                group,
-                after_seq=0,
-                status="failed",
-                error={"code": exc.code, "detail": exc.detail},
-            )
+            relay.publish_end(generation_id, exc.group, after_seq=0, status="failed", error=error)
         )
         return
     if job is None:
@@ -56,11 +51,11 @@ def generate(message_id: str) -> None:
     db.connection.close()  # streaming takes minutes; hold no database connection meanwhile
     generation = Generation(job, Limits.from_settings(settings.GENERATION))
     outcome = runtime.run(generation.run())
-    generation_finish(message_id=message_id, outcome=outcome)
+    generation_finish(generation_id=generation_id, outcome=outcome, endpoint=job.endpoint)
     runtime.run(generation.done())
     logger.info(
         "generation %s ended %s after %s tokens",
-        message_id,
+        generation_id,
         outcome.status,
         outcome.generated_tokens,
     )
@@ -75,7 +70,7 @@ def reap_generations() -> int:
         error = {"code": "interrupted", "detail": INTERRUPTED_DETAIL}
         runtime.run(
             relay.publish_end(
-                item.message_id,
+                item.generation_id,
                 item.group,
                 after_seq=item.chunks,
                 status="interrupted",
@@ -83,10 +78,3 @@ def reap_generations() -> int:
             )
         )
     return len(reaped)
-
-
-def _group_of(message_id: str) -> str:
-    from webapp.chat.models import Message, conversation_group
-
-    conversation_id = Message.objects.values_list("conversation_id", flat=True).get(pk=message_id)
-    return conversation_group(conversation_id)

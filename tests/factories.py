@@ -5,7 +5,8 @@ from factory.django import DjangoModelFactory
 
 from webapp.accounts.models import User
 from webapp.catalog.models import AccessPolicy, LanguageModel, ModelEndpoint
-from webapp.chat.models import Conversation, Message, Role, Status
+from webapp.chat.models import Conversation, Message, Role
+from webapp.generations.models import Generation, Origin, Status
 
 PASSWORD = "correct horse battery"
 
@@ -55,4 +56,28 @@ class MessageFactory(DjangoModelFactory):
     conversation = factory.SubFactory(ConversationFactory)
     role = Role.USER
     content = "Hello"
+
+
+class GenerationFactory(DjangoModelFactory):
+    class Meta:
+        model = Generation
+
+    user = factory.SubFactory(UserFactory)
+    language_model = factory.SubFactory(LanguageModelFactory)
+    origin = Origin.CHAT
+    messages = factory.LazyFunction(lambda: [{"role": "user", "content": "Hello"}])
+    channel_group = factory.LazyAttribute(lambda o: f"generation.{o.id}")
     status = Status.DONE
+
+
+def reply_factory(*, conversation: Conversation, parent: Message | None, **generation) -> Message:
+    """An assistant message of ``conversation`` with its generation (``generation``: its fields)."""
+    made = GenerationFactory(
+        user=conversation.user,
+        language_model=conversation.model,
+        channel_group=conversation.group,
+        **generation,
+    )
+    return MessageFactory(
+        conversation=conversation, parent=parent, role=Role.ASSISTANT, content="", generation=made
+    )

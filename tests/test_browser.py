@@ -159,3 +159,32 @@ def test_model_output_cannot_run_script_in_the_page(
         expect(page.locator(".message[data-role=assistant]").last).to_have_attribute(
             "data-status", "done"
         )
+
+
+def test_a_replys_details_show_how_it_was_made_and_regenerate_with_the_same_settings(
+    page, live_site, worker, inference, openai_model
+):
+    inference.push({"tokens": ["First", " take"], "rate": 50}, {"tokens": ["Second", " take"]})
+    start_chat_as_a_member(page, live_site, openai_model, "Tell me twice")
+    reply = page.locator(".message[data-role=assistant]").last
+    expect(reply).to_have_attribute("data-status", "done")
+    expect(reply.locator(".message-stats")).to_contain_text("tokens")  # rendered by reply.js
+
+    reply.locator(".details-button").click()
+    details = reply.locator(".message-details")
+    expect(details).to_be_visible()
+    expect(details.locator(".details-list")).to_contain_text('"temperature":0.7')
+    expect(details.locator(".details-list")).to_contain_text(inference.url)
+    expect(details.locator(".details-list")).to_contain_text("scripted/")
+    details.locator("summary").click()
+    expect(details.locator(".details-input-text")).to_contain_text("Tell me twice")
+
+    details.locator(".regenerate-same-button").click()
+    second = page.locator(".message[data-role=assistant]").last
+    expect(second.locator(".message-content")).to_have_text("Second take")
+    expect(second).to_have_attribute("data-status", "done")
+    assert page.locator(".message[data-role=assistant]").count() == 1  # the newer branch shows
+    requests = inference.requests(path="/v1/chat/completions")
+    first_body, second_body = requests[-2]["body"], requests[-1]["body"]
+    assert first_body["messages"] == second_body["messages"]
+    assert first_body["temperature"] == second_body["temperature"] == 0.7

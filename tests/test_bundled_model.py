@@ -6,14 +6,14 @@ import pytest
 
 from tests.test_chat_stream import start_watching
 from tests.ws import chunk_text
-from webapp.chat.models import Message, Status
+from webapp.generations.models import Generation, Status
 
 pytestmark = [pytest.mark.model, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 async def test_the_bundled_model_streams_a_real_reply(worker, user, bundled_model):
     reply, socket = await start_watching(user, bundled_model, "What is the capital of France?")
-    frames = await socket.receive_until("done", message=reply, timeout=90)
+    frames = await socket.receive_until("done", generation=reply, timeout=90)
 
     done = frames[-1]
     assert done["status"] == "done", done
@@ -22,8 +22,8 @@ async def test_the_bundled_model_streams_a_real_reply(worker, user, bundled_mode
     text = chunk_text(frames)
     assert text.strip()
     assert len(text.split()) >= 3  # words, not a stray token
-    saved = await Message.objects.aget(pk=reply)
-    assert saved.status == Status.DONE and saved.content == text
+    saved = await Generation.objects.aget(pk=reply)
+    assert saved.status == Status.DONE and saved.text == text
     assert saved.backend_model_id == "smollm2-135m-instruct"
     assert saved.generated_tokens >= len(chunks)  # chunks coalesce tokens
     await socket.close()

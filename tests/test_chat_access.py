@@ -8,9 +8,10 @@ import pytest
 from channels.db import database_sync_to_async
 
 from inference import relay
-from tests.factories import ConversationFactory, MessageFactory
+from tests.factories import ConversationFactory, MessageFactory, reply_factory
 from tests.ws import connect, open_socket
-from webapp.chat.models import Message, Role, Status
+from webapp.chat.models import Message, Role
+from webapp.generations.models import Generation, Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,13 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def someone_elses_reply(db, openai_model):
     conversation = ConversationFactory(model=openai_model)
     question = MessageFactory(conversation=conversation, role=Role.USER, content="Secret question")
-    return MessageFactory(
-        conversation=conversation,
-        role=Role.ASSISTANT,
-        parent=question,
-        status=Status.STREAMING,
-        content="",
-    )
+    return reply_factory(conversation=conversation, parent=question, status=Status.STREAMING)
 
 
 async def test_anonymous_visitors_are_told_they_are_signed_out_and_disconnected():
@@ -52,7 +47,12 @@ async def test_subscribing_to_someone_elses_conversation_is_refused_and_hears_no
 
     await relay.announce(
         conversation.group,
-        {"type": "chunk", "message": str(someone_elses_reply.pk), "seq": 1, "text": "leak"},
+        {
+            "type": "chunk",
+            "generation": str(someone_elses_reply.generation_id),
+            "seq": 1,
+            "text": "leak",
+        },
     )
     assert await socket.is_quiet()
     await socket.close()
@@ -69,14 +69,26 @@ async def test_posting_into_someone_elses_conversation_is_refused_and_saves_noth
     await socket.close()
 
 
-@pytest.mark.parametrize("frame_type", ["stop", "regenerate"])
-async def test_stopping_or_regenerating_someone_elses_reply_is_refused(
+@pytest.mark.parametrize("frame_type", ["stop", "regenerate", "subscribe"])
+async def test_stopping_regenerating_or_watching_someone_elses_reply_is_refused(
     user, someone_elses_reply, frame_type
 ):
+    generation_id = str(someone_elses_reply.generation_id)
+    frames = {
+        "stop": {"type": "stop", "generation": generation_id},
+        "regenerate": {"type": "regenerate", "message": str(someone_elses_reply.pk)},
+        "subscribe": {"type": "subscribe", "generation": generation_id, "after_seq": 0},
+    }
     socket = await connect(user)
-    await socket.send({"type": frame_type, "message": str(someone_elses_reply.pk)})
+    await socket.send(frames[frame_type])
     assert (await socket.receive())["code"] == "not_found"
-    assert (await Message.objects.aget(pk=someone_elses_reply.pk)).status == Status.STREAMING
+    await relay.announce(
+        someone_elses_reply.conversation.group,
+        {"type": "chunk", "generation": generation_id, "seq": 1, "text": "leak"},
+    )
+    assert await socket.is_quiet()
+    generation = await Generation.objects.aget(pk=generation_id)
+    assert generation.status == Status.STREAMING
     assert await Message.objects.filter(conversation=someone_elses_reply.conversation).acount() == 2
     await socket.close()
 
@@ -87,10 +99,25 @@ BAD_FRAMES = [
     ('{"type": 5}', "bad_frame"),
     ('{"type": "dance"}', "unknown_type"),
     ('{"type": "subscribe"}', "bad_frame"),
-    ('{"type": "subscribe", "conversation": "x", "after_seq": "ten"}', "bad_frame"),
+    (
+        '{"type": "subscribe", "conversation": "x", '
+        '"generations": {"0b6f8c2e-6d7a-4c1e-8a34-3f0f6a1d2c11": "ten"}}',
+        "bad_frame",
+    ),
     ('{"type": "subscribe", "conversation": "not-a-uuid"}', "not_found"),
     ('{"type": "stop"}', "bad_frame"),
-    ('{"type": "stop", "message": ["a"]}', "bad_frame"),
+    ('{"type": "stop", "generation": ["a"]}', "bad_frame"),
+    ('{"type": "stop", "generation": "not-a-uuid"}', "not_found"),
+    (
+        '{"type": "subscribe", "generation": "x", "after_seq": 1000000000000000000000000000000}',
+        "bad_frame",
+    ),
+    ('{"type": "subscribe", "generation": "x", "after_seq": -1}', "bad_frame"),
+    ('{"type": "subscribe", "conversation": "x", "generations": [1]}', "bad_frame"),
+    ('{"type": "subscribe", "conversation": "x", "generations": {"nope": 1}}', "bad_frame"),
+    ('{"type": "subscribe", "conversation": "x", "latest": "nope"}', "bad_frame"),
+    ('{"type": "regenerate", "message": "x", "same_settings": "yes"}', "bad_frame"),
+    ('{"type": "send", "conversation": "x", "content": "hi", "parent": "nope"}', "bad_frame"),
 ]
 
 
@@ -157,15 +184,39 @@ async def test_a_resend_with_the_same_client_id_creates_one_message(user, own_co
     await socket.close()
 
 
-async def test_sending_while_a_reply_is_still_running_is_refused_as_busy(user, own_conversation):
-    await database_sync_to_async(MessageFactory)(
-        conversation=own_conversation, role=Role.ASSISTANT, status=Status.STREAMING
+async def test_sending_after_a_reply_that_is_still_running_is_refused_as_busy(
+    user, own_conversation
+):
+    question = await Message.objects.aget(conversation=own_conversation)
+    await database_sync_to_async(reply_factory)(
+        conversation=own_conversation, parent=question, status=Status.STREAMING
     )
     socket = await connect(user)
     await socket.send({"type": "send", "conversation": str(own_conversation.pk), "content": "More"})
     frame = await socket.receive()
     assert frame["code"] == "busy" and "stop" in frame["detail"]
     assert await Message.objects.filter(conversation=own_conversation).acount() == 2
+    await socket.close()
+
+
+async def test_a_send_after_a_finished_reply_goes_through_while_another_branch_runs(
+    user, own_conversation
+):
+    question = await Message.objects.aget(conversation=own_conversation)
+    finished = await database_sync_to_async(reply_factory)(
+        conversation=own_conversation, parent=question, status=Status.DONE, text="Answer one"
+    )
+    await database_sync_to_async(reply_factory)(
+        conversation=own_conversation, parent=question, status=Status.STREAMING
+    )
+    socket = await connect(user)
+    frame = {"type": "send", "conversation": str(own_conversation.pk), "content": "Go on"}
+    await socket.send({**frame, "parent": str(finished.pk)})
+    echoed = [(await socket.receive())["message"] for _ in range(2)]
+    assert [m["role"] for m in echoed] == ["user", "assistant"]
+    assert echoed[0]["parent"] == str(finished.pk)
+    generation = await Generation.objects.aget(pk=echoed[1]["generation"]["id"])
+    assert [m["content"] for m in generation.messages] == ["Hi", "Answer one", "Go on"]
     await socket.close()
 
 
@@ -181,12 +232,13 @@ async def test_a_user_who_lost_access_to_the_model_cannot_send(user, own_convers
 
 async def test_stopping_a_queued_reply_ends_it_without_a_worker(user, own_conversation):
     question = await Message.objects.aget(conversation=own_conversation)
-    reply = await database_sync_to_async(MessageFactory)(
-        conversation=own_conversation, role=Role.ASSISTANT, status=Status.QUEUED, parent=question
+    reply = await database_sync_to_async(reply_factory)(
+        conversation=own_conversation, parent=question, status=Status.QUEUED
     )
+    generation_id = str(reply.generation_id)
     socket = await connect(user)
     await socket.send({"type": "subscribe", "conversation": str(own_conversation.pk)})
-    await socket.send({"type": "stop", "message": str(reply.pk)})
+    await socket.send({"type": "stop", "generation": generation_id})
     done = (await socket.receive_until("done"))[-1]
-    assert (done["message"], done["status"]) == (str(reply.pk), "stopped")
-    assert (await Message.objects.aget(pk=reply.pk)).status == Status.STOPPED
+    assert (done["generation"], done["status"]) == (generation_id, "stopped")
+    assert (await Generation.objects.aget(pk=generation_id)).status == Status.STOPPED

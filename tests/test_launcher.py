@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,16 @@ def alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def until(condition: Callable[[], bool], *, timeout: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 class Launch:
@@ -92,8 +103,8 @@ def test_make_run_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
         output = launch.wait_ready()
         base = f"http://127.0.0.1:{launch.port}"
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-        if embedded == "auto":  # the bundled model is the backend /readyz probes
-            assert httpx.get(f"{base}/readyz").status_code == 200
+        if embedded == "auto":  # the bundled model is the backend /readyz probes in the background
+            assert until(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=30)
         for name in ("web.1", "worker.1", "redis.1"):
             assert re.search(rf"{re.escape(name)}\s+\| ", output), name
         login = re.search(r"Sign in as (\S+) with password (\S+)", output)
@@ -102,8 +113,9 @@ def test_make_run_starts_every_process_and_ctrl_c_stops_them_all(tmp_path):
     finally:
         children = launch.interrupt()
     assert children, "the launcher started no processes"
-    time.sleep(0.5)
-    assert not [pid for pid in children if alive(pid)], "processes outlived Ctrl-C"
+    assert until(lambda: not any(alive(pid) for pid in children), timeout=10), (
+        "processes outlived Ctrl-C"
+    )
 
     again = Launch(tmp_path / "var", embedded_model="off")
     try:

@@ -6,11 +6,18 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.factories import ConversationFactory, LanguageModelFactory, MessageFactory, UserFactory
-from webapp.chat.models import Conversation, Role
+from tests.factories import (
+    ConversationFactory,
+    LanguageModelFactory,
+    MessageFactory,
+    UserFactory,
+    reply_factory,
+)
+from webapp.chat.models import Conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -44,8 +51,8 @@ def test_starting_a_chat_saves_the_message_and_opens_the_conversation(
     conversation = Conversation.objects.get(user=member)
     assert response.status_code == 302 and response["Location"] == conversation.get_absolute_url()
     assert conversation.title == "What is a llama?"
-    roles = list(conversation.messages.values_list("role", "status"))
-    assert roles == [("user", "done"), ("assistant", "queued")]
+    roles = [(m.role, m.status) for m in conversation.messages.order_by("role")]
+    assert roles == [("assistant", "queued"), ("user", "done")]
     assert len(callbacks) == 1  # the generation task is enqueued once the row is committed
 
 
@@ -76,11 +83,10 @@ def test_the_start_form_needs_a_csrf_token(member):
 def test_a_conversation_shows_its_history_with_model_output_escaped(client, member):
     conversation = ConversationFactory(user=member, title="Scripts")
     question = MessageFactory(conversation=conversation, content="Show me <b>bold</b>")
-    MessageFactory(
+    reply_factory(
         conversation=conversation,
-        role=Role.ASSISTANT,
         parent=question,
-        content='Here: <script>alert("x")</script> **done** <img src=x onerror=alert(1)>',
+        text='Here: <script>alert("x")</script> **done** <img src=x onerror=alert(1)>',
     )
     page = client.get(conversation.get_absolute_url()).content.decode()
     assert "<strong>done</strong>" in page
@@ -121,7 +127,10 @@ def test_readyz_reports_each_dependency(client, inference):
 
     assert client.get("/readyz").status_code == 503  # no model server yet
     ModelEndpointFactory(model=LanguageModelFactory(backend="tgi"), url=inference.url)
-    body = client.get("/readyz").json()
+    deadline = time.monotonic() + 5  # the backend check is probed in the background
+    while not (body := client.get("/readyz").json())["checks"]["backend"]:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
     assert body == {"status": "ok", "checks": {"database": True, "redis": True, "backend": True}}
 
 

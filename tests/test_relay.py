@@ -43,3 +43,34 @@ async def test_the_log_expires(settings):
     await publisher.chunk("x")
     ttl = await relay.async_client().ttl(f"gatehouse:gen:{publisher.generation_id}:log")
     assert 0 < ttl <= settings.GENERATION["LOG_TTL"]
+
+
+async def _announced_to_a_group_member(group: str) -> dict:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    publisher = relay.Publisher(fresh_id(), group)
+    await publisher.chunk("hello")
+    message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+    await layer.group_discard(group, channel)
+    return message
+
+
+async def test_with_the_pubsub_layer_announcements_ride_in_the_relays_own_pipeline():
+    from channels.layers import get_channel_layer
+
+    assert relay._Announcer(get_channel_layer()).pipelined
+    message = await _announced_to_a_group_member("g.pipelined")
+    assert message["type"] == "relay.event"
+    assert (message["event"]["text"], message["event"]["seq"]) == ("hello", 1)
+
+
+async def test_any_other_channel_layer_gets_the_announcements_through_group_send(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from channels.layers import get_channel_layer
+
+    assert not relay._Announcer(get_channel_layer()).pipelined
+    message = await _announced_to_a_group_member("g.fallback")
+    assert (message["event"]["text"], message["event"]["seq"]) == ("hello", 1)

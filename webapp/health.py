@@ -1,14 +1,63 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators.
+
+``/readyz`` never waits on a model server: it answers from probe results that
+background threads refresh, so a hung backend cannot hold requests (or the
+load balancer's probe) for its timeout.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from inference import relay
-from webapp.catalog.selectors import endpoint_any_healthy
+from inference.backends.health import endpoint_probe
+from inference.params import BackendKind
+from webapp.catalog.selectors import endpoint_list_serving
+
+PROBE_TIMEOUT = 2.0
+
+Target = tuple[BackendKind, str, str]  # kind, url, api key
+_UNPROBED = (float("-inf"), False)
+
+
+class ProbeCache:
+    """Health of model endpoints as last probed, refreshed in the background on demand."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict[Target, tuple[float, bool]] = {}
+        self._in_flight: set[Target] = set()
+
+    def any_healthy(self, targets: set[Target], *, max_age: float) -> bool:
+        """Return whether any of ``targets`` was healthy when last probed; re-probe stale ones."""
+        now = time.monotonic()
+        with self._lock:
+            self._results = {t: result for t, result in self._results.items() if t in targets}
+            stale = {t for t in targets if now - self._results.get(t, _UNPROBED)[0] >= max_age}
+            for target in stale - self._in_flight:
+                self._in_flight.add(target)
+                threading.Thread(target=self._probe, args=(target,), daemon=True).start()
+            return any(self._results.get(t, _UNPROBED)[1] for t in targets)
+
+    def _probe(self, target: Target) -> None:
+        kind, url, api_key = target
+        healthy = False
+        try:
+            healthy = endpoint_probe(kind=kind, url=url, api_key=api_key, timeout=PROBE_TIMEOUT)
+        finally:
+            with self._lock:
+                self._results[target] = (time.monotonic(), healthy)
+                self._in_flight.discard(target)
+
+
+_probes = ProbeCache()
 
 
 @require_GET
@@ -20,7 +69,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database_ok(), "redis": relay.ping(), "backend": endpoint_any_healthy()}
+    database = _database_ok()
+    checks = {"database": database, "redis": relay.ping(), "backend": database and _backend_ok()}
     ready = all(checks.values())
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
@@ -34,3 +84,9 @@ def _database_ok() -> bool:
     except Exception:
         return False
     return True
+
+
+def _backend_ok() -> bool:
+    # Read in the request thread: a background thread cannot see a test's open transaction.
+    targets = set(endpoint_list_serving())
+    return _probes.any_healthy(targets, max_age=settings.READYZ_PROBE_INTERVAL)

@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("models/", include("webapp.catalog.urls")),
+    path("generations/", include("webapp.generations.urls")),
     path("", include("webapp.chat.urls")),
 ]

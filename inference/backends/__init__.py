@@ -24,6 +24,7 @@ from .base import (
     Endpoint,
     Event,
     Finish,
+    Rendered,
     Timeouts,
     Token,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Endpoint",
     "Event",
     "Finish",
+    "Rendered",
     "Timeouts",
     "Token",
     "backend_for",

@@ -20,6 +20,7 @@ class Endpoint:
     url: str
     api_key: str = ""
     model: str = ""  # the model name an OpenAI-compatible server expects; "" lets it choose
+    id: str = ""  # the caller's name for this endpoint, saved with what it served
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,23 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Rendered:
+    """The prompt text the backend received, when the chat template was applied for it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Finish:
     reason: str
     prompt_tokens: int | None = None
     generated_tokens: int | None = None
     model_id: str = ""
+    revision: str = ""  # TGI's model_sha
+    system_fingerprint: str = ""  # an OpenAI-compatible server's backend configuration
 
 
-Event = Token | Finish
+Event = Token | Rendered | Finish
 
 
 class Backend(Protocol):

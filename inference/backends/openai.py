@@ -87,7 +87,7 @@ async def _served_model(client: openai.AsyncOpenAI) -> str:
 
 
 async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
-    reason, model_id = "", ""
+    reason, model_id, fingerprint = "", "", ""
     for_usage: Finish | None = None
     async for line in lines:
         if not line.startswith("data:"):
@@ -99,6 +99,7 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
         if chunk.get("error"):
             raise BackendFailed()
         model_id = chunk.get("model") or model_id
+        fingerprint = chunk.get("system_fingerprint") or fingerprint
         if choices := chunk.get("choices"):
             if content := (choices[0].get("delta") or {}).get("content"):
                 yield Token(content)
@@ -109,10 +110,11 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
                 prompt_tokens=usage.get("prompt_tokens"),
                 generated_tokens=usage.get("completion_tokens"),
                 model_id=model_id,
+                system_fingerprint=fingerprint,
             )
     if not reason and for_usage is None:
         raise BackendFailed("The model server closed the stream before finishing.")
-    yield for_usage or Finish(reason=reason, model_id=model_id)
+    yield for_usage or Finish(reason=reason, model_id=model_id, system_fingerprint=fingerprint)
 
 
 def _translate(exc: Exception) -> BackendError:

@@ -27,6 +27,7 @@ from .base import (
     Endpoint,
     Event,
     Finish,
+    Rendered,
     Timeouts,
     Token,
 )
@@ -57,16 +58,19 @@ class TGIBackend:
     ) -> AsyncIterator[Event]:
         try:
             prompt, prompt_tokens = await self._render(messages)
+            yield Rendered(prompt)
             client = AsyncClient(self.url, headers=self.headers, timeout=int(self.timeouts.total))
             async for response in client.generate_stream(prompt, **params_to_tgi(params)):
                 if not response.token.special:
                     yield Token(response.token.text)
                 if response.details is not None:
+                    model_id, revision = await self._model_id()
                     yield Finish(
                         reason=str(response.details.finish_reason.value),
                         prompt_tokens=prompt_tokens,
                         generated_tokens=response.details.generated_tokens,
-                        model_id=await self._model_id(),
+                        model_id=model_id,
+                        revision=revision,
                     )
         except BackendError:
             raise
@@ -82,12 +86,12 @@ class TGIBackend:
             return _chatml(messages), None
         return body["templated_text"], len(body.get("tokenize_response") or []) or None
 
-    async def _model_id(self) -> str:
+    async def _model_id(self) -> tuple[str, str]:
+        """Return the served model's id and revision (its commit sha), as TGI's /info says."""
         info = await self._request("GET", "/info")
         if not info:
-            return ""
-        sha = info.get("model_sha") or ""
-        return f"{info.get('model_id', '')}@{sha}" if sha else str(info.get("model_id", ""))
+            return "", ""
+        return str(info.get("model_id") or ""), str(info.get("model_sha") or "")
 
     async def _request(self, method: str, path: str, **kwargs: object) -> dict | None:
         timeout = aiohttp.ClientTimeout(total=30, connect=self.timeouts.connect)

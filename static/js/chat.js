@@ -1,9 +1,12 @@
 // One conversation: the composer and the websocket that streams replies
 // (docs/protocol.md). The server sends `message`, `chunk`, `done` and `error`
 // frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
+// Chunks are keyed by generation: streams.js decides which ones to show.
 import { autoGrow, submitOnEnter } from "./composer.js";
+import { renderDetails } from "./reply.js";
 import { ReconnectingSocket } from "./socket.js";
-import { ACTIVE, FINAL, Thread } from "./thread.js";
+import { ACTIVE, FINAL, GenerationStreams } from "./streams.js";
+import { Thread } from "./thread.js";
 
 const ERROR_TEXT = { busy: "Wait for the current reply to finish, or stop it." };
 const OFFLINE_TEXT = "Not connected: try again in a moment.";
@@ -23,6 +26,7 @@ const thread = new Thread({
   scrollDown: document.getElementById("scroll-down"),
   template: document.getElementById("message-template"),
 });
+const streams = new GenerationStreams({ resubscribe: () => subscribe() });
 /** Sends not yet echoed by the server, by client_id; resent with the same id after a drop. */
 const pending = new Map();
 let regenerating = null;
@@ -30,12 +34,15 @@ let failedAttempts = 0;
 
 // ---- controls and notices -------------------------------------------------
 
+/** A new message follows the last one shown: not while that is a reply still running. */
 function isBusy() {
-  return Boolean(thread.activeReply()) || pending.size > 0 || regenerating !== null;
+  const leaf = thread.leaf();
+  const leafRunning = leaf?.role === "assistant" && ACTIVE.has(leaf.status);
+  return leafRunning || pending.size > 0 || regenerating !== null;
 }
 
 function refreshControls() {
-  const active = thread.activeReply();
+  const active = thread.activeReplies().pop();
   const busy = isBusy();
   chat.dataset.busy = String(busy);
   sendButton.disabled = busy;
@@ -63,35 +70,6 @@ function setConnected(connected, { reconnecting = true } = {}) {
 
 // ---- frames from the server -----------------------------------------------
 
-/** Whether frame number `seq` of a reply is the next one: no token twice, none missing. */
-function accept(entry, seq) {
-  if (seq <= entry.lastSeq) return false;
-  if (FINAL.has(entry.status)) {
-    // The full text came with the page or a `message` frame: a replay adds nothing.
-    entry.lastSeq = seq;
-    return false;
-  }
-  if (seq !== entry.lastSeq + 1) {
-    if (!entry.resyncing) resync(entry);
-    return false;
-  }
-  entry.resyncing = false;
-  entry.lastSeq = seq;
-  return true;
-}
-
-/**
- * Start a reply over from its first chunk. The server applies `after_seq`
- * to its own latest reply; a gap means that was not the reply this page meant.
- */
-function resync(entry) {
-  entry.raw = "";
-  entry.lastSeq = 0;
-  entry.resyncing = true;
-  thread.scheduleRender(entry);
-  socket.send({ type: "subscribe", conversation: conversationId, after_seq: 0 });
-}
-
 function statusRank(status) {
   return ACTIVE.has(status) ? (status === "queued" ? 0 : 1) : 2;
 }
@@ -105,12 +83,16 @@ function onMessage(data) {
     entry = pending.get(data.client_id).entry;
     pending.delete(data.client_id);
     thread.adopt(entry, data.id);
+    entry.createdAt = data.created_at || "";
   }
   if (!entry) {
     entry = thread.create({ ...data, content: "" });
     thread.place(entry, data.parent);
   }
-  if (data.role === "assistant") regenerating = null;
+  if (data.role === "assistant") {
+    regenerating = null;
+    streams.track(entry.generation, { createdAt: data.created_at });
+  }
   entry.parent = data.parent ?? entry.parent;
   // Frames can cross (a chunk may beat the reply's `message`): never go back.
   if (statusRank(data.status) >= statusRank(entry.status)) {
@@ -121,8 +103,11 @@ function onMessage(data) {
       entry.raw = data.content || "";
       thread.renderText(entry);
     }
-    if (data.stats) entry.stats = data.stats;
-    entry.error = data.error || null;
+    if (FINAL.has(data.status) && entry.generation) streams.finish(entry.generation);
+    if (data.generation) {
+      entry.stats = data.generation.stats || null;
+      entry.error = data.generation.error || null;
+    }
     thread.renderStatus(entry);
   }
   refreshControls();
@@ -130,21 +115,24 @@ function onMessage(data) {
 }
 
 function onChunk(frame) {
-  if (typeof frame.message !== "string" || !Number.isInteger(frame.seq)) return;
-  const entry = thread.get(frame.message) ?? thread.unknownReply(frame.message);
-  if (!accept(entry, frame.seq)) return;
+  if (typeof frame.generation !== "string" || !Number.isInteger(frame.seq)) return;
+  if (!streams.accept(frame.generation, frame.seq)) return;
+  const entry = thread.reply(frame.generation);
+  if (!entry) return;
   entry.raw += typeof frame.text === "string" ? frame.text : "";
   if (entry.status === "queued") {
     entry.status = "streaming";
     thread.renderStatus(entry);
   }
-  thread.scheduleRender(entry);
+  if (thread.isShown(entry)) thread.scheduleRender(entry);
 }
 
 function onDone(frame) {
-  if (typeof frame.message !== "string" || !Number.isInteger(frame.seq)) return;
-  const entry = thread.get(frame.message) ?? thread.unknownReply(frame.message);
-  if (!accept(entry, frame.seq)) return;
+  if (typeof frame.generation !== "string" || !Number.isInteger(frame.seq)) return;
+  if (!streams.accept(frame.generation, frame.seq)) return;
+  streams.finish(frame.generation);
+  const entry = thread.reply(frame.generation);
+  if (!entry) return;
   entry.status = FINAL.has(frame.status) ? frame.status : "failed";
   entry.stats = frame.stats || null;
   entry.error = frame.error || null;
@@ -160,8 +148,7 @@ function onError(frame) {
   // Errors carry no request id: the frame answers whatever this page is waiting for.
   if (regenerating !== null) regenerating = null;
   else rollBackSends();
-  const active = thread.activeReply();
-  if (active) active.stopRequested = false;
+  for (const active of thread.activeReplies()) active.stopRequested = false;
   refreshControls();
 }
 
@@ -182,18 +169,13 @@ const HANDLERS = { message: (frame) => onMessage(frame.message), chunk: onChunk,
 
 // ---- the socket -----------------------------------------------------------
 
+/**
+ * Resume every reply still streaming here after the last chunk shown; the
+ * server adds whatever is newer than the newest reply this page has (a send
+ * taken while the socket was down, another tab's message).
+ */
 function subscribe() {
-  // Resume the latest reply after the last frame seen. If a send may have
-  // been taken while the socket was down, the server's latest reply may be
-  // one this page has never seen: replay from the start.
-  const latest = thread.latestReply();
-  const afterSeq = latest && pending.size === 0 ? latest.lastSeq : 0;
-  if (latest && afterSeq === 0 && !FINAL.has(latest.status)) {
-    latest.raw = "";
-    latest.lastSeq = 0;
-    thread.scheduleRender(latest);
-  }
-  socket.send({ type: "subscribe", conversation: conversationId, after_seq: afterSeq });
+  socket.send({ type: "subscribe", conversation: conversationId, ...streams.subscription() });
 }
 
 function flushSends() {
@@ -201,6 +183,7 @@ function flushSends() {
     if (item.sent) continue;
     item.sent = socket.send({
       type: "send", conversation: conversationId, content: item.content, client_id: clientId,
+      parent: item.parent,
     });
   }
 }
@@ -225,7 +208,6 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
   open() {
     failedAttempts = 0;
     setConnected(true);
-    for (const entry of thread.entries.values()) entry.resyncing = false;
     subscribe();
     flushSends();
   },
@@ -264,11 +246,12 @@ function send() {
   if (!content || isBusy()) return;
   hideNotice();
   const clientId = newClientId();
+  const parent = thread.leaf()?.id ?? null;
   const entry = thread.create({ role: "user", status: "done", content, client_id: clientId });
   entry.el.dataset.pending = "true";
   thread.list.append(entry.el);
   thread.renderText(entry);
-  pending.set(clientId, { content, entry, sent: false });
+  pending.set(clientId, { content, entry, parent, sent: false });
   flushSends();
   input.value = "";
   fitInput();
@@ -278,19 +261,21 @@ function send() {
 }
 
 function stop() {
-  const active = thread.activeReply();
-  if (!active) return;
-  if (!socket.send({ type: "stop", message: active.id })) {
-    showNotice(OFFLINE_TEXT, "offline");
-    return;
+  const active = thread.activeReplies();
+  if (!active.length) return;
+  for (const entry of active) {
+    if (!socket.send({ type: "stop", generation: entry.generation })) {
+      showNotice(OFFLINE_TEXT, "offline");
+      return;
+    }
+    entry.stopRequested = true;
   }
-  active.stopRequested = true;
   refreshControls();
 }
 
-function regenerate(entry) {
+function regenerate(entry, { sameSettings = false } = {}) {
   if (!entry || isBusy()) return;
-  if (!socket.send({ type: "regenerate", message: entry.id })) {
+  if (!socket.send({ type: "regenerate", message: entry.id, same_settings: sameSettings })) {
     showNotice(OFFLINE_TEXT, "offline");
     return;
   }
@@ -315,11 +300,31 @@ function bumpConversation() {
   item?.parentElement.prepend(item);
 }
 
+/** Open or close a reply's details: model, revision, endpoint, parameters, input. */
+async function toggleDetails(entry, button) {
+  const section = entry.el.querySelector(".message-details");
+  const opening = section.hidden;
+  section.hidden = !opening;
+  button.setAttribute("aria-expanded", String(opening));
+  if (!opening || !entry.generation) return;
+  try {
+    const response = await fetch(`${chat.dataset.generationsPath}${entry.generation}/`, {
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    renderDetails(section, await response.json());
+  } catch {
+    showNotice("Could not load the reply's details.", "details");
+  }
+}
+
 thread.list.addEventListener("click", (event) => {
   const button = event.target.closest("button");
   const entry = thread.get(button?.closest(".message")?.dataset.id);
   if (!entry) return;
   if (button.classList.contains("regenerate-button")) regenerate(entry);
+  else if (button.classList.contains("regenerate-same-button")) regenerate(entry, { sameSettings: true });
+  else if (button.classList.contains("details-button")) toggleDetails(entry, button);
   else if (button.classList.contains("copy-button")) copy(entry, button);
 });
 document.getElementById("composer").addEventListener("submit", (event) => {
@@ -334,6 +339,9 @@ const fitInput = autoGrow(input);
 // ---- start ----------------------------------------------------------------
 
 thread.load(JSON.parse(document.getElementById("messages-data").textContent));
+for (const entry of thread.replies.values()) {
+  streams.track(entry.generation, { final: FINAL.has(entry.status), createdAt: entry.createdAt });
+}
 refreshControls();
 thread.jumpToBottom();
 setConnected(false, { reconnecting: false });

@@ -1,23 +1,17 @@
 // The messages of one conversation as the page shows them: one entry per
-// message, its element, its raw text, and the rendering and scrolling.
+// message, its element, its raw text, and the rendering and scrolling. The
+// page shows one path through the tree; replies on other branches keep an
+// entry (they may still stream) but no place in the list.
 import { highlightCode, renderMarkdown } from "./markdown.js";
+import { renderReplyState } from "./reply.js";
+import { ACTIVE, FINAL } from "./streams.js";
 
-export const ACTIVE = new Set(["queued", "streaming"]);
-export const FINAL = new Set(["done", "stopped", "failed", "interrupted"]);
-
-const BADGES = { stopped: "Stopped", failed: "Failed", interrupted: "Interrupted" };
-// Keep in step with templates/chat/_message.html.
-const DEFAULT_DETAILS = {
-  stopped: "The reply was stopped.",
-  failed: "The model could not answer.",
-  interrupted: "The reply was cut off.",
-};
 const STICK_DISTANCE = 48; // px from the bottom that still counts as "at the bottom"
 
 /**
- * @typedef {{id: string, role: string, parent: ?string, status: string, raw: string,
- *   lastSeq: number, resyncing: boolean, stats: ?object, error: ?object,
- *   el: HTMLElement, content: HTMLElement, stopRequested: boolean}} Entry
+ * @typedef {{id: string, role: string, parent: ?string, generation: ?string, status: string,
+ *   raw: string, stats: ?object, error: ?object, createdAt: string, el: HTMLElement,
+ *   content: HTMLElement, stopRequested: boolean}} Entry
  */
 
 export class Thread {
@@ -27,8 +21,10 @@ export class Thread {
     this.scrollDown = scrollDown;
     this.template = template;
     this.canCopy = Boolean(navigator.clipboard && window.isSecureContext);
-    /** @type {Map<string, Entry>} */
+    /** @type {Map<string, Entry>} by message id */
     this.entries = new Map();
+    /** @type {Map<string, Entry>} replies by generation id */
+    this.replies = new Map();
     this.dirty = new Set();
     this.frameRequested = false;
     this.stickToBottom = true;
@@ -41,13 +37,14 @@ export class Thread {
     for (const data of messages) {
       const el = this.list.querySelector(`.message[data-id="${CSS.escape(data.id)}"]`);
       if (!el) continue;
-      const entry = this.entry(el, data);
-      this.entries.set(entry.id, entry);
-      if (entry.role === "assistant" && ACTIVE.has(entry.status)) {
+      const entry = this.register(this.entry(el, data));
+      if (entry.role !== "assistant") continue;
+      this.renderStatus(entry);
+      if (ACTIVE.has(entry.status)) {
         // The server replays an unfinished reply from its first chunk.
         entry.raw = "";
         entry.content.replaceChildren();
-      } else if (entry.role === "assistant") {
+      } else {
         highlightCode(entry.content);
       }
     }
@@ -57,6 +54,10 @@ export class Thread {
     return this.entries.get(id);
   }
 
+  reply(generationId) {
+    return this.replies.get(generationId);
+  }
+
   /** Build a detached message element from the page's template. */
   create(data) {
     const el = this.template.content.firstElementChild.cloneNode(true);
@@ -64,9 +65,14 @@ export class Thread {
     el.dataset.role = data.role;
     el.dataset.status = data.status;
     if (data.client_id) el.dataset.clientId = data.client_id;
+    if (data.generation) el.dataset.generation = data.generation.id;
     if (data.role === "assistant") el.querySelector(".message-content").classList.add("markdown-body");
-    const entry = this.entry(el, data);
+    return this.register(this.entry(el, data));
+  }
+
+  register(entry) {
     if (entry.id) this.entries.set(entry.id, entry);
+    if (entry.generation) this.replies.set(entry.generation, entry);
     return entry;
   }
 
@@ -78,41 +84,39 @@ export class Thread {
     this.entries.set(id, entry);
   }
 
-  /** Put a new message after its parent; whatever followed the parent was another branch. */
+  /**
+   * Show a new message after its parent, in place of what followed the parent
+   * (another branch), unless that branch is newer: then the message stays
+   * off the page. Returns whether it is shown.
+   */
   place(entry, parentId) {
     const parent = parentId ? this.entries.get(parentId) : null;
-    if (parent) {
-      let next = parent.el.nextElementSibling;
-      while (next) {
-        const following = next.nextElementSibling;
-        if (next.dataset.id && next !== entry.el) {
-          this.entries.delete(next.dataset.id);
-          next.remove();
-        }
-        next = following;
-      }
+    if (parentId && !parent?.el.isConnected) return false;
+    const following = [];
+    for (let el = parent ? parent.el.nextElementSibling : this.list.firstElementChild; el; el = el.nextElementSibling) {
+      if (el.dataset.id && el !== entry.el) following.push(el);
     }
+    const shown = following.length ? this.entries.get(following[0].dataset.id) : null;
+    if (shown && entry.createdAt && shown.createdAt > entry.createdAt) return false;
+    for (const el of following) el.remove();
     this.list.append(entry.el);
+    return true;
   }
 
-  /** A reply known only from its chunks (its `message` frame was missed). */
-  unknownReply(id) {
-    const entry = this.create({ id, role: "assistant", status: "queued", content: "" });
-    this.place(entry, null);
-    return entry;
+  isShown(entry) {
+    return entry.el.isConnected;
   }
 
-  latestReply() {
-    const replies = this.list.querySelectorAll('.message[data-role="assistant"]:not([data-id=""])');
-    const last = replies[replies.length - 1];
+  /** The last message shown: the one a new message follows. */
+  leaf() {
+    const shown = this.list.querySelectorAll('.message:not([data-id=""])');
+    const last = shown[shown.length - 1];
     return last ? this.entries.get(last.dataset.id) : undefined;
   }
 
-  activeReply() {
-    for (const entry of this.entries.values()) {
-      if (entry.role === "assistant" && ACTIVE.has(entry.status)) return entry;
-    }
-    return undefined;
+  /** The replies shown that are still running. */
+  activeReplies() {
+    return [...this.replies.values()].filter((e) => this.isShown(e) && ACTIVE.has(e.status));
   }
 
   // ---- rendering ----------------------------------------------------------
@@ -141,12 +145,11 @@ export class Thread {
   }
 
   renderStatus(entry) {
-    entry.el.dataset.status = entry.status;
-    if (entry.role !== "assistant") return;
-    entry.el.querySelector(".status-badge").textContent = BADGES[entry.status] || "";
-    entry.el.querySelector(".error-detail").textContent =
-      entry.error?.detail || DEFAULT_DETAILS[entry.status] || "";
-    entry.el.querySelector(".message-stats").replaceChildren(...statsParts(entry.stats));
+    if (entry.role !== "assistant") {
+      entry.el.dataset.status = entry.status;
+      return;
+    }
+    renderReplyState(entry.el, entry);
   }
 
   // ---- scrolling ----------------------------------------------------------
@@ -170,35 +173,20 @@ export class Thread {
 
   entry(el, data) {
     el.querySelector(".copy-button").hidden = !this.canCopy;
+    const generation = data.generation || null;
     return {
       id: data.id || "",
       role: data.role,
       parent: data.parent ?? null,
+      generation: generation?.id ?? null,
       status: data.status,
       raw: data.content || "",
-      lastSeq: 0,
-      resyncing: false,
-      stats: data.stats || null,
-      error: data.error || null,
+      stats: generation?.stats || null,
+      error: generation?.error || null,
+      createdAt: data.created_at || "",
       el,
       content: el.querySelector(".message-content"),
       stopRequested: false,
     };
   }
-}
-
-function statsParts(stats) {
-  if (!stats) return [];
-  const parts = [];
-  if (stats.generated_tokens) parts.push(`${stats.generated_tokens} tokens`);
-  if (stats.tokens_per_second) parts.push(`${Number(stats.tokens_per_second).toFixed(1)} tok/s`);
-  if (stats.time_to_first_token_ms != null) {
-    parts.push(`${Math.round(stats.time_to_first_token_ms)} ms to first token`);
-  }
-  if (stats.finish_reason === "length") parts.push("hit the length limit");
-  return parts.map((text) => {
-    const span = document.createElement("span");
-    span.textContent = text;
-    return span;
-  });
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import httpx
+from inference.params import BackendKind
 
 from .models import LanguageModel, ModelEndpoint
 from .policy import Action, model_can_use
@@ -29,18 +29,7 @@ def endpoint_choose(*, model: LanguageModel) -> ModelEndpoint | None:
     return random.choice(endpoints) if endpoints else None  # noqa: S311
 
 
-def endpoint_any_healthy(*, timeout: float = 2.0) -> bool:
-    """Return whether at least one active endpoint of an active model answers its health probe."""
-    endpoints = ModelEndpoint.objects.filter(is_active=True, model__is_active=True).select_related(
-        "model"
-    )
-    for endpoint in endpoints:
-        path = "/health" if endpoint.model.backend == "tgi" else "/v1/models"
-        url = endpoint.url.rstrip("/").removesuffix("/v1") + path
-        headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-        try:
-            if httpx.get(url, headers=headers, timeout=timeout).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            continue
-    return False
+def endpoint_list_serving() -> list[tuple[BackendKind, str, str]]:
+    """Return (backend kind, url, api key) of every active endpoint of an active model."""
+    endpoints = ModelEndpoint.objects.filter(is_active=True, model__is_active=True)
+    return list(endpoints.values_list("model__backend", "url", "api_key"))

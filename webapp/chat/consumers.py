@@ -1,8 +1,8 @@
-"""The chat websocket: subscribe to conversations, send, regenerate and stop.
+"""The chat websocket: subscribe to conversations or generations, send, regenerate, stop.
 
 Every frame is validated; a bad one gets an ``error`` frame and changes
 nothing, and the socket stays open. Chunks are forwarded in ``seq`` order per
-reply: duplicates are dropped and a gap is filled from the token log.
+generation: duplicates are dropped and a gap is filled from the token log.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import relay
 from webapp.core.errors import ApplicationError
+from webapp.core.ids import is_uuid
+from webapp.generations import selectors as generation_selectors
+from webapp.generations import services as generation_services
 
 from . import selectors, services
-from .models import conversation_group
+from .models import Role, conversation_group
 
 logger = logging.getLogger(__name__)
 MAX_FRAME_BYTES = 256 * 1024
+MAX_LISTED = 64  # generations one subscribe may name
+MAX_SEQ = 2**31
+MAX_SEEN = 256  # generations a socket remembers the position of
 
 
 class FrameError(ApplicationError):
@@ -62,28 +68,62 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send({"type": "error", "code": exc.code, "detail": exc.detail})
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
-        conversation_id = _field(frame, "conversation", str)
-        after_seq = _field(frame, "after_seq", int, default=0)
-        if after_seq < 0:
-            raise FrameError("after_seq must be zero or more.")
-        conversation, latest = await _load_subscription(self.user, conversation_id)
-        await self._watch(conversation.group)
-        if not latest:
+        if frame.get("generation") is not None:
+            await self._subscribe_generation(frame)
             return
-        # The newest turn as saved, so a tab that was away sees what other tabs sent.
-        for message in latest:
-            await self._send({"type": "message", "message": selectors.message_serialize(message)})
-        reply = latest[-1]
-        self.seen[str(reply.pk)] = after_seq
-        for event in await relay.log_read(str(reply.pk), after_seq=after_seq):
+        conversation_id = _field(frame, "conversation", str)
+        known = _positions(frame.get("generations"))
+        latest = _field(frame, "latest", str, default=None)
+        if latest is not None and not is_uuid(latest):
+            raise FrameError("'latest' must be a generation id.")
+        conversation, replies = await database_sync_to_async(selectors.conversation_replays)(
+            user=self.user, conversation_id=conversation_id, known=known, latest=latest
+        )
+        await self._watch(conversation.group)
+        for reply in replies:
+            generation_id = str(reply.generation_id)
+            if generation_id not in known:
+                # Saved first, so a page that was away sees what other tabs sent.
+                for message in (reply.parent, reply):
+                    if message is not None:
+                        await self._send_message(message)
+            replayed = await self._replay(generation_id, known.get(generation_id, 0))
+            if not replayed and generation_id in known and not reply.is_active:
+                await self._send_message(reply)  # its log expired while the page was away
+
+    async def _subscribe_generation(self, frame: dict[str, Any]) -> None:
+        generation_id = _field(frame, "generation", str)
+        after_seq = _seq(frame.get("after_seq", 0), "after_seq")
+        generation = await database_sync_to_async(generation_selectors.generation_get)(
+            user=self.user, generation_id=generation_id
+        )
+        await self._watch(generation.channel_group)
+        if not await self._replay(generation_id, after_seq) and not generation.is_active:
+            # Its log has expired: the saved generation says how it ended.
+            summary = generation_selectors.generation_summary(generation)
+            await self._send(
+                {"type": "generation", "generation": {**summary, "text": generation.text}}
+            )
+
+    async def _replay(self, generation_id: str, after_seq: int) -> bool:
+        """Send the logged events after ``after_seq``; return whether there were any."""
+        self._remember(generation_id, after_seq)
+        events = await relay.log_read(generation_id, after_seq=after_seq)
+        for event in events:
             await self._deliver(event)
+        return bool(events)
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conversation_id = _field(frame, "conversation", str)
         content = _field(frame, "content", str)
-        client_id = _uuid(_field(frame, "client_id", str, default=None))
+        client_id = _uuid(_field(frame, "client_id", str, default=None), "client_id")
+        parent_id = _uuid(_field(frame, "parent", str, default=None), "parent")
         sent = await database_sync_to_async(services.message_send)(
-            user=self.user, conversation_id=conversation_id, content=content, client_id=client_id
+            user=self.user,
+            conversation_id=conversation_id,
+            content=content,
+            client_id=client_id,
+            parent_id=parent_id,
         )
         group = conversation_group(sent.user_message.conversation_id)
         await self._watch(group)
@@ -98,26 +138,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._send(event)
 
     async def on_regenerate(self, frame: dict[str, Any]) -> None:
+        same = frame.get("same_settings", False)
+        if not isinstance(same, bool):
+            raise FrameError("'same_settings' must be true or false.")
         message = await database_sync_to_async(services.message_regenerate)(
-            user=self.user, message_id=_field(frame, "message", str)
+            user=self.user, message_id=_field(frame, "message", str), same_settings=same
         )
-        await self._watch(conversation_group(message.conversation_id))
+        group = conversation_group(message.conversation_id)
+        await self._watch(group)
         await relay.announce(
-            conversation_group(message.conversation_id),
-            {"type": "message", "message": selectors.message_serialize(message)},
+            group, {"type": "message", "message": selectors.message_serialize(message)}
         )
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
-        stopped = await database_sync_to_async(services.message_stop)(
-            user=self.user, message_id=_field(frame, "message", str)
+        stopped = await database_sync_to_async(generation_services.generation_stop)(
+            user=self.user, generation_id=_field(frame, "generation", str)
         )
         if stopped.before_start:
-            message = stopped.message
+            generation = stopped.generation
             await relay.publish_end(
-                str(message.pk),
-                conversation_group(message.conversation_id),
-                after_seq=0,
-                status="stopped",
+                str(generation.pk), generation.channel_group, after_seq=0, status="stopped"
             )
 
     async def _watch(self, group: str) -> None:
@@ -132,28 +172,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if event["type"] == "message":
             await self._send(event)
             return
-        message_id, seq = event["message"], event["seq"]
-        last = self.seen.get(message_id, 0)
+        generation_id, seq = event["generation"], event["seq"]
+        last = self.seen.get(generation_id, 0)
         if seq <= last:
             return
-        pending = [event] if seq == last + 1 else await relay.log_read(message_id, after_seq=last)
+        pending = (
+            [event] if seq == last + 1 else await relay.log_read(generation_id, after_seq=last)
+        )
         for item in pending:
-            if item["seq"] > self.seen.get(message_id, 0):
-                self.seen[message_id] = item["seq"]
+            if item["seq"] > self.seen.get(generation_id, 0):
+                self._remember(generation_id, item["seq"])
                 await self._send(item)
+
+    def _remember(self, generation_id: str, seq: int) -> None:
+        self.seen[generation_id] = seq
+        if len(self.seen) > MAX_SEEN:
+            del self.seen[next(iter(self.seen))]
+
+    async def _send_message(self, message: Any) -> None:
+        if message.role in (Role.USER, Role.ASSISTANT):
+            await self._send({"type": "message", "message": selectors.message_serialize(message)})
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))
-
-
-@database_sync_to_async
-def _load_subscription(user: Any, conversation_id: str) -> tuple[Any, list[Any]]:
-    """Return the conversation and its newest reply, preceded by the message it answers."""
-    conversation = selectors.conversation_get(user=user, conversation_id=conversation_id)
-    reply = selectors.message_latest_assistant(conversation=conversation)
-    if reply is None:
-        return conversation, []
-    return conversation, [m for m in (reply.parent, reply) if m is not None]
 
 
 def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
@@ -184,10 +225,30 @@ def _field(frame: dict[str, Any], name: str, kind: type, default: Any = _MISSING
     return value
 
 
-def _uuid(value: str | None) -> uuid.UUID | None:
+def _seq(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_SEQ:
+        raise FrameError(f"'{name}' must be a whole number from 0 to {MAX_SEQ - 1}.")
+    return value
+
+
+def _positions(value: Any) -> dict[str, int]:
+    """Return the ``generations`` field: generation id -> the last seq the page rendered."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_LISTED:
+        raise FrameError(f"'generations' must be an object of at most {MAX_LISTED} entries.")
+    positions = {}
+    for key, seq in value.items():
+        if not is_uuid(key):
+            raise FrameError("'generations' must be keyed by generation id.")
+        positions[str(uuid.UUID(key))] = _seq(seq, "generations")
+    return positions
+
+
+def _uuid(value: str | None, name: str) -> uuid.UUID | None:
     if value is None:
         return None
     try:
         return uuid.UUID(value)
     except ValueError as exc:
-        raise FrameError("'client_id' must be a UUID.") from exc
+        raise FrameError(f"'{name}' must be a UUID.") from exc

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from webapp.core.models import BaseModel
+from webapp.generations.models import ACTIVE_STATUSES
 
 
 def conversation_group(conversation_id: object) -> str:
@@ -43,18 +44,6 @@ class Role(models.TextChoices):
     ASSISTANT = "assistant"
 
 
-class Status(models.TextChoices):
-    QUEUED = "queued"
-    STREAMING = "streaming"
-    DONE = "done"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
-ACTIVE_STATUSES = (Status.QUEUED, Status.STREAMING)
-
-
 class Message(BaseModel):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -64,23 +53,15 @@ class Message(BaseModel):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE)
     client_id = models.UUIDField(null=True, blank=True)
-    language_model = models.ForeignKey(
-        "catalog.LanguageModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    # A reply's text, status and stats live in its generation; user messages have none.
+    generation = models.OneToOneField(
+        "generations.Generation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_message",
     )
-    # What the backend reported; filled in when an assistant reply ends.
-    finish_reason = models.CharField(max_length=32, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    generated_tokens = models.PositiveIntegerField(null=True, blank=True)
-    time_to_first_token_ms = models.FloatField(null=True, blank=True)
-    tokens_per_second = models.FloatField(null=True, blank=True)
-    backend_model_id = models.CharField(max_length=300, blank=True)
-    params = models.JSONField(default=dict, blank=True)
-    error_code = models.CharField(max_length=64, blank=True)
-    error_detail = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -91,27 +72,19 @@ class Message(BaseModel):
                 condition=models.Q(client_id__isnull=False),
             ),
         ]
-        indexes = [
-            models.Index(
-                fields=["status", "started_at"],
-                name="chat_msg_active",
-                condition=models.Q(status__in=["queued", "streaming"]),
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
 
     @property
+    def text(self) -> str:
+        """Return what the message says: the user's words, or the reply's text so far."""
+        return self.generation.text if self.generation_id else self.content  # type: ignore[union-attr]
+
+    @property
+    def status(self) -> str:
+        return self.generation.status if self.generation_id else "done"  # type: ignore[union-attr]
+
+    @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
-
-    def stats(self) -> dict[str, object]:
-        return {
-            "finish_reason": self.finish_reason,
-            "prompt_tokens": self.prompt_tokens,
-            "generated_tokens": self.generated_tokens,
-            "time_to_first_token_ms": self.time_to_first_token_ms,
-            "tokens_per_second": self.tokens_per_second,
-            "model_id": self.backend_model_id,
-        }

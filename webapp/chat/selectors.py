@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Subquery
 
 from inference.backends import ChatMessage
 from webapp.core.errors import NotFound
+from webapp.core.ids import is_uuid
+from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
+from webapp.generations.selectors import generation_summary
 
-from .models import Conversation, Message, Role, Status
+from .models import Conversation, Message, Role
+
+# Replies whose text goes into the next prompt: a failed or cut-off one would mislead the model.
+_CONTEXT_STATUSES = (Status.DONE, Status.STOPPED)
 
 
 def conversation_list(*, user: Any, limit: int = 200) -> QuerySet[Conversation]:
@@ -20,7 +25,7 @@ def conversation_list(*, user: Any, limit: int = 200) -> QuerySet[Conversation]:
 
 def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
     """Return the user's conversation, or raise NotFound (someone else's looks the same)."""
-    if not user.is_authenticated or not _is_uuid(conversation_id):
+    if not user.is_authenticated or not is_uuid(conversation_id):
         raise NotFound("There is no such conversation.")
     conversation = (
         Conversation.objects.select_related("model").filter(pk=conversation_id, user=user).first()
@@ -30,50 +35,50 @@ def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
     return conversation
 
 
-def message_get(*, user: Any, message_id: Any) -> Message:
-    if not user.is_authenticated or not _is_uuid(message_id):
-        raise NotFound("There is no such message.")
-    message = (
-        Message.objects.select_related("conversation")
-        .filter(pk=message_id, conversation__user=user)
-        .first()
-    )
-    if message is None:
-        raise NotFound("There is no such message.")
-    return message
+def _messages() -> QuerySet[Message]:
+    return Message.objects.select_related("generation__language_model")
+
+
+def messages_with_conversation(
+    *, user: Any, conversation_id: Any = None, message_id: Any = None
+) -> list[Message]:
+    """Return every message of the user's conversation, named directly or by one of its
+    messages, each with its conversation, model and generation: one query."""
+    if not user.is_authenticated or not is_uuid(conversation_id or message_id):
+        raise NotFound("There is no such conversation.")
+    messages = _messages().select_related("conversation__model").filter(conversation__user=user)
+    if conversation_id is not None:
+        messages = messages.filter(conversation_id=conversation_id)
+    else:
+        messages = messages.filter(conversation__messages__id=message_id)
+    return list(messages)
 
 
 def message_path(*, conversation: Conversation, leaf_id: Any = None) -> list[Message]:
     """Return the messages from the root to ``leaf_id`` (default: the newest), in one query."""
-    messages = {m.pk: m for m in Message.objects.filter(conversation=conversation)}
+    messages = list(_messages().filter(conversation=conversation))
     if not messages:
         return []
-    node = messages.get(leaf_id) or max(messages.values(), key=lambda m: m.created_at)
+    by_id = {m.pk: m for m in messages}
+    return _path(by_id, by_id.get(leaf_id) or max(messages, key=lambda m: m.created_at))
+
+
+def _path(by_id: dict[Any, Message], leaf: Message | None) -> list[Message]:
     path = []
+    node = leaf
     while node is not None:
         path.append(node)
-        node = messages.get(node.parent_id) if node.parent_id else None
+        node = by_id.get(node.parent_id) if node.parent_id else None
     return path[::-1]
 
 
-def message_latest_assistant(*, conversation: Conversation) -> Message | None:
-    return (
-        Message.objects.filter(conversation=conversation, role=Role.ASSISTANT)
-        .select_related("parent")
-        .order_by("-created_at")
-        .first()
-    )
-
-
-def message_context(*, message: Message) -> list[ChatMessage]:
-    """Return the chat history a reply to ``message``'s parent is generated from."""
-    if message.parent_id is None:
-        return []
-    path = message_path(conversation=message.conversation, leaf_id=message.parent_id)
+def message_context(*, messages: list[Message], leaf: Message | None) -> list[ChatMessage]:
+    """Return the chat history up to and including ``leaf``, as a backend receives it."""
+    path = _path({m.pk: m for m in messages}, leaf)
     return [
-        {"role": m.role, "content": m.content}  # type: ignore[typeddict-item]
+        {"role": m.role, "content": m.text}  # type: ignore[typeddict-item]
         for m in path
-        if m.content and m.status in (Status.DONE, Status.STOPPED)
+        if m.text and (m.role != Role.ASSISTANT or m.status in _CONTEXT_STATUSES)
     ]
 
 
@@ -84,21 +89,41 @@ def message_serialize(message: Message) -> dict[str, Any]:
         "conversation": str(message.conversation_id),
         "parent": str(message.parent_id) if message.parent_id else None,
         "role": message.role,
-        "content": message.content,
+        "content": message.text,
         "status": message.status,
         "client_id": str(message.client_id) if message.client_id else None,
         "created_at": message.created_at.isoformat(),
     }
-    if message.role == Role.ASSISTANT:
-        data["stats"] = message.stats()
-        if message.error_code:
-            data["error"] = {"code": message.error_code, "detail": message.error_detail}
+    if message.generation is not None:
+        data["generation"] = generation_summary(message.generation)
     return data
 
 
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        return False
-    return True
+MAX_REPLAYED = 50
+
+
+def conversation_replays(
+    *, user: Any, conversation_id: Any, known: dict[str, int], latest: str | None
+) -> tuple[Conversation, list[Message]]:
+    """Return the conversation and the replies a resubscribing page needs, oldest first.
+
+    Those are the replies it lists in ``known``, every reply still running, and
+    every reply newer than ``latest`` (the newest it has); a page that has
+    none of them gets the running ones and the newest.
+    """
+    conversation = conversation_get(user=user, conversation_id=conversation_id)
+    replies = Message.objects.filter(
+        conversation=conversation, role=Role.ASSISTANT, generation__isnull=False
+    )
+    wanted = Q(generation__status__in=ACTIVE_STATUSES) | Q(generation_id__in=list(known))
+    if latest is not None:
+        newer = Generation.objects.filter(pk=latest, user=user).values("created_at")[:1]
+        wanted |= Q(generation__created_at__gt=Subquery(newer))
+    elif not known:
+        wanted |= Q(pk=Subquery(replies.order_by("-created_at").values("pk")[:1]))
+    found = (
+        replies.filter(wanted)
+        .select_related("generation__language_model", "parent__generation")
+        .order_by("-created_at")[:MAX_REPLAYED]
+    )
+    return conversation, list(found)[::-1]

@@ -1,4 +1,9 @@
-"""Write access to conversations: start one, send into it, regenerate, stop."""
+"""Write access to conversations: start one, send into it, regenerate a reply.
+
+A reply is a generation (``webapp.generations``) that an assistant message
+points at; creating it is where access is checked. A send runs four queries:
+the conversation's messages, the generation, both messages, the timestamp.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from inference import relay
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import model_can_use
-from webapp.core.errors import Conflict, PermissionDenied, ValidationFailed
+from webapp.core.errors import Conflict, NotFound, ValidationFailed
+from webapp.core.ids import is_uuid
+from webapp.generations.models import Generation, Origin
+from webapp.generations.services import generation_create
 
-from .models import ACTIVE_STATUSES, Conversation, Message, Role, Status
-from .selectors import conversation_get, message_get
+from .models import Conversation, Message, Role
+from .selectors import conversation_get, message_context, messages_with_conversation
 
 TITLE_LENGTH = 60
 
@@ -47,122 +53,177 @@ def conversation_start(
 ) -> Sent:
     """Create a conversation titled from its first message, and send that message."""
     text = content_clean(content)
-    _check_access(user=user, model=model)
     with transaction.atomic():
         conversation = Conversation.objects.create(user=user, model=model, title=_title(text))
-        return _send(conversation=conversation, content=text, client_id=client_id, parent=None)
+        return _send(
+            user=user,
+            conversation=conversation,
+            history=[],
+            content=text,
+            client_id=client_id,
+            touch=False,
+        )
 
 
 def message_send(
-    *, user: Any, conversation_id: Any, content: Any, client_id: uuid.UUID | None = None
+    *,
+    user: Any,
+    conversation_id: Any,
+    content: Any,
+    client_id: uuid.UUID | None = None,
+    parent_id: Any = None,
 ) -> Sent:
-    """Append the user's message to the conversation and queue the reply.
+    """Append the user's message after ``parent_id`` (default: the newest) and queue a reply.
 
-    A resend with a ``client_id`` already used in the conversation returns the
+    Refused as ``busy`` only when the message it follows is a reply still
+    running; other generations of the conversation may stream meanwhile. A
+    resend with a ``client_id`` already used in the conversation returns the
     first send's messages and queues nothing.
     """
     text = content_clean(content)
-    conversation = conversation_get(user=user, conversation_id=conversation_id)
-    _check_access(user=user, model=conversation.model)
-    if client_id is not None:
-        existing = _sent_with(conversation=conversation, client_id=client_id)
-        if existing is not None:
-            return existing
+    messages = messages_with_conversation(user=user, conversation_id=conversation_id)
+    conversation = (
+        messages[0].conversation
+        if messages
+        else conversation_get(user=user, conversation_id=conversation_id)
+    )
+    if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
+        return first
+    parent = _parent(messages, parent_id)
+    if parent is not None and parent.is_active:
+        raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
+    history = message_context(messages=messages, leaf=parent)
     try:
         with transaction.atomic():
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-            _check_idle(conversation=locked)
-            parent = locked.messages.order_by("-created_at").first()
-            return _send(conversation=locked, content=text, client_id=client_id, parent=parent)
+            return _send(
+                user=user,
+                conversation=conversation,
+                history=history,
+                content=text,
+                client_id=client_id,
+                parent=parent,
+            )
     except IntegrityError:  # two resends raced on the same client_id
-        existing = _sent_with(conversation=conversation, client_id=client_id)
-        if existing is None:
+        again = messages_with_conversation(user=user, conversation_id=conversation_id)
+        if client_id is None or (first := _sent_with(again, client_id)) is None:
             raise
-        return existing
+        return first
 
 
-def message_regenerate(*, user: Any, message_id: Any) -> Message:
-    """Queue a new reply beside an assistant message (a sibling branch)."""
-    message = message_get(user=user, message_id=message_id)
+def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = False) -> Message:
+    """Queue a new reply beside an assistant message (a sibling branch).
+
+    With ``same_settings`` the new reply reuses the old one's model, exact
+    parameters (seed included) and input; otherwise it takes the conversation's
+    model and its defaults, with the history as it stands.
+    """
+    if not is_uuid(message_id):
+        raise NotFound("There is no such message.")
+    messages = messages_with_conversation(user=user, message_id=message_id)
+    message = next((m for m in messages if str(m.pk) == str(message_id)), None)
+    if message is None:
+        raise NotFound("There is no such message.")
     if message.role != Role.ASSISTANT:
         raise ValidationFailed("Only a reply can be regenerated.")
     conversation = message.conversation
-    _check_access(user=user, model=conversation.model)
+    old = message.generation
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        _check_idle(conversation=locked)
-        reply = _queue_reply(conversation=locked, parent_id=message.parent_id)
+        if same_settings and old is not None:
+            generation = _generation(
+                user=user,
+                conversation=conversation,
+                model=old.language_model,
+                history=old.messages,
+                params=old.params,
+                with_defaults=False,
+            )
+        else:
+            parent = next((m for m in messages if m.pk == message.parent_id), None)
+            history = message_context(messages=messages, leaf=parent)
+            generation = _generation(user=user, conversation=conversation, history=history)
+        reply = Message.objects.create(
+            conversation=conversation,
+            parent_id=message.parent_id,
+            role=Role.ASSISTANT,
+            generation=generation,
+        )
+        _touch(conversation)
     return reply
 
 
-@dataclass(frozen=True)
-class Stopped:
-    message: Message
-    before_start: bool  # True: no worker had started it, so nobody else announces the end
-
-
-def message_stop(*, user: Any, message_id: Any) -> Stopped:
-    """Stop a reply: a queued one ends here, a streaming one is cancelled in its worker."""
-    message = message_get(user=user, message_id=message_id)
-    if message.role != Role.ASSISTANT:
-        raise ValidationFailed("Only a reply can be stopped.")
-    now = timezone.now()
-    if Message.objects.filter(pk=message.pk, status=Status.QUEUED).update(
-        status=Status.STOPPED, finish_reason="stopped", finished_at=now
-    ):
-        message.refresh_from_db()
-        return Stopped(message=message, before_start=True)
-    if message.status == Status.STREAMING:
-        relay.cancel_request(str(message.pk))
-    return Stopped(message=message, before_start=False)
-
-
 def _send(
-    *, conversation: Conversation, content: str, client_id: uuid.UUID | None, parent: Message | None
+    *,
+    user: Any,
+    conversation: Conversation,
+    history: list[Any],
+    content: str,
+    client_id: uuid.UUID | None,
+    parent: Message | None = None,
+    touch: bool = True,
 ) -> Sent:
-    user_message = Message.objects.create(
+    user_message = Message(
+        id=uuid.uuid4(),
         conversation=conversation,
         parent=parent,
         role=Role.USER,
         content=content,
-        status=Status.DONE,
         client_id=client_id,
     )
-    reply = _queue_reply(conversation=conversation, parent_id=user_message.pk)
+    history = [*history, {"role": "user", "content": content}]
+    generation = _generation(user=user, conversation=conversation, history=history)
+    reply = Message(
+        id=uuid.uuid4(),
+        conversation=conversation,
+        parent=user_message,
+        role=Role.ASSISTANT,
+        generation=generation,
+    )
+    Message.objects.bulk_create([user_message, reply])
+    if touch:  # a conversation created in this transaction is already the newest
+        _touch(conversation)
     return Sent(user_message=user_message, assistant_message=reply, created=True)
 
 
-def _queue_reply(*, conversation: Conversation, parent_id: Any) -> Message:
-    from inference.tasks import generate
-
-    reply = Message.objects.create(
-        conversation=conversation,
-        parent_id=parent_id,
-        role=Role.ASSISTANT,
-        status=Status.QUEUED,
-        language_model=conversation.model,
+def _generation(
+    *,
+    user: Any,
+    conversation: Conversation,
+    history: list[Any],
+    model: LanguageModel | None = None,
+    params: dict[str, Any] | None = None,
+    with_defaults: bool = True,
+) -> Generation:
+    return generation_create(
+        user=user,
+        model=model or conversation.model,
+        origin=Origin.CHAT,
+        messages=history,
+        params=params,
+        with_defaults=with_defaults,
+        group=conversation.group,
     )
+
+
+def _touch(conversation: Conversation) -> None:
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    generate.delay_on_commit(str(reply.pk))
-    return reply
 
 
-def _sent_with(*, conversation: Conversation, client_id: uuid.UUID) -> Sent | None:
-    user_message = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+def _parent(messages: list[Message], parent_id: Any) -> Message | None:
+    if parent_id is None:
+        return max(messages, key=lambda m: m.created_at) if messages else None
+    parent = next((m for m in messages if str(m.pk) == str(parent_id)), None)
+    if parent is None:
+        raise NotFound("There is no such message in this conversation.")
+    return parent
+
+
+def _sent_with(messages: list[Message], client_id: uuid.UUID) -> Sent | None:
+    user_message = next((m for m in messages if m.client_id == client_id), None)
     if user_message is None:
         return None
-    reply = user_message.children.order_by("created_at").first()
+    replies = [m for m in messages if m.parent_id == user_message.pk]
+    reply = min(replies, key=lambda m: m.created_at) if replies else None
     return Sent(user_message=user_message, assistant_message=reply, created=False)  # type: ignore[arg-type]
-
-
-def _check_access(*, user: Any, model: LanguageModel) -> None:
-    if not model_can_use(user=user, model=model, action="chat"):
-        raise PermissionDenied("You do not have access to this model.")
-
-
-def _check_idle(*, conversation: Conversation) -> None:
-    if conversation.messages.filter(status__in=ACTIVE_STATUSES).exists():
-        raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
 
 
 def _title(text: str) -> str:

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "webapp.core",
     "webapp.accounts",
     "webapp.catalog",
+    "webapp.generations",
     "webapp.chat",
 ]
 
@@ -181,6 +182,8 @@ GENERATION = {
     "FLUSH_TOKENS": env.int("GENERATION_FLUSH_TOKENS", default=16),
 }
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
+# Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
+READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
 
 LOGGING = {
     "version": 1,

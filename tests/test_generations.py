@@ -1,0 +1,217 @@
+"""A generation is its own record: several stream in one conversation, one streams with no
+conversation at all, and creating or claiming one costs a handful of queries."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from channels.db import database_sync_to_async as sync_to_async
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import (
+    ConversationFactory,
+    LanguageModelFactory,
+    MessageFactory,
+    UserFactory,
+    reply_factory,
+)
+from tests.test_chat_stream import start, wait_for_final
+from tests.ws import chunk_text, connect, seqs
+from webapp.chat.models import Message, Role
+from webapp.chat.services import message_regenerate, message_send
+from webapp.generations.models import Generation, Origin, Status
+from webapp.generations.services import generation_claim, generation_create
+
+TOKENS = [f" a{i}" for i in range(30)]
+OTHER = [f" b{i}" for i in range(30)]
+
+
+def frames_of(frames, generation_id):
+    return [f for f in frames if f.get("generation") == generation_id]
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+async def test_two_generations_stream_in_one_conversation_each_resumed_exactly_once(
+    worker, inference, user, openai_model
+):
+    inference.push({"tokens": TOKENS, "rate": 25}, {"tokens": OTHER, "rate": 25})
+    conversation, first = await start(user, openai_model)
+    reply = await Message.objects.aget(generation_id=first)
+    second = str(
+        (await sync_to_async(message_regenerate)(user=user, message_id=reply.pk)).generation_id
+    )
+
+    socket = await connect(user)
+    await socket.send({"type": "subscribe", "conversation": conversation})
+    seen = await socket.receive_chunks(8)
+    assert {f["generation"] for f in seen} == {first, second}  # both at once, one socket
+    await socket.close()
+    got = {g: frames_of(seen, g) for g in (first, second)}
+    positions = {g: (seqs(got[g]) or [0])[-1] for g in got}
+
+    # The first is resumed on its own, by id; the second with the conversation.
+    by_id = await connect(user)
+    await by_id.send({"type": "subscribe", "generation": first, "after_seq": positions[first]})
+    got[first] += await by_id.receive_until("done", generation=first)
+    whole = await connect(user)
+    await whole.send(
+        {
+            "type": "subscribe",
+            "conversation": conversation,
+            "generations": {second: positions[second]},
+            "latest": second,
+        }
+    )
+    got[second] += frames_of(await whole.receive_until("done", generation=second), second)
+
+    for generation_id, tokens in ((first, TOKENS), (second, OTHER)):
+        frames = frames_of(got[generation_id], generation_id)
+        assert seqs(frames) == list(range(1, len(seqs(frames)) + 1)), generation_id
+        assert chunk_text(frames) == "".join(tokens)
+    await by_id.close()
+    await whole.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+async def test_a_generation_without_a_conversation_streams_to_its_owner_only(
+    worker, inference, user, openai_model
+):
+    inference.push({"tokens": TOKENS[:6], "rate": 50})
+
+    def create() -> str:
+        with transaction.atomic():
+            generation = generation_create(
+                user=user,
+                model=openai_model,
+                origin=Origin.API,
+                messages=[{"role": "user", "content": "No conversation here"}],
+            )
+        return str(generation.pk)
+
+    generation_id = await sync_to_async(create)()
+    stranger = await connect(await sync_to_async(UserFactory)())
+    await stranger.send({"type": "subscribe", "generation": generation_id})
+    assert (await stranger.receive())["code"] == "not_found"
+
+    owner = await connect(user)
+    await owner.send({"type": "subscribe", "generation": generation_id, "after_seq": 0})
+    frames = await owner.receive_until("done", generation=generation_id)
+    assert chunk_text(frames) == "".join(TOKENS[:6])
+    assert frames[-1]["status"] == "done"
+    saved = await wait_for_final(generation_id)
+    assert (saved.origin, saved.text) == ("api", "".join(TOKENS[:6]))
+    assert await stranger.is_quiet()
+    await owner.close()
+    await stranger.close()
+
+
+@pytest.fixture
+def conversation(db, user, openai_model):
+    conversation = ConversationFactory(user=user, model=openai_model)
+    question = MessageFactory(conversation=conversation, content="First question")
+    reply_factory(conversation=conversation, parent=question, text="First answer")
+    return conversation
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+@contextmanager
+def at_most_queries(limit: int):
+    """Fail unless the block runs at most ``limit`` SQL statements besides transaction control."""
+    with CaptureQueriesContext(connection) as captured:
+        yield
+    statements = [q["sql"] for q in captured.captured_queries]
+    work = [sql for sql in statements if not sql.startswith(TRANSACTION_CONTROL)]
+    assert len(work) <= limit, "\n\n".join(work)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_runs_at_most_four_queries(user, conversation):
+    with at_most_queries(4):
+        sent = message_send(user=user, conversation_id=conversation.pk, content="Second question")
+    generation = sent.assistant_message.generation
+    assert [m["content"] for m in generation.messages] == [
+        "First question",
+        "First answer",
+        "Second question",
+    ]
+    assert generation.channel_group == conversation.group
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_regenerate_runs_at_most_four_queries(user, conversation):
+    reply = conversation.messages.get(role=Role.ASSISTANT)
+    with at_most_queries(4):
+        message_regenerate(user=user, message_id=reply.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_runs_at_most_two_queries_and_a_second_claim_gets_nothing(
+    user, conversation, inference, monkeypatch
+):
+    from inference.tasks import generate
+
+    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # this test claims it
+    sent = message_send(user=user, conversation_id=conversation.pk, content="Go")
+    generation_id = str(sent.assistant_message.generation_id)
+    with at_most_queries(2):
+        job = generation_claim(generation_id=generation_id)
+    assert job.endpoint.url == inference.url
+    assert [m["content"] for m in job.messages][-1] == "Go"
+    assert generation_claim(generation_id=generation_id) is None
+    assert Generation.objects.get(pk=generation_id).status == Status.STREAMING
+
+
+@pytest.mark.django_db
+def test_regenerate_with_the_same_settings_reuses_the_parameters_and_input(user, conversation):
+    reply = conversation.messages.get(role=Role.ASSISTANT)
+    old = reply.generation
+    Generation.objects.filter(pk=old.pk).update(params={"max_new_tokens": 9, "seed": 42})
+    model = conversation.model
+    model.default_params = {"max_new_tokens": 100, "temperature": 1.0}
+    model.save()
+
+    same = message_regenerate(user=user, message_id=reply.pk, same_settings=True).generation
+    fresh = message_regenerate(user=user, message_id=reply.pk).generation
+    assert (same.params, same.messages) == ({"max_new_tokens": 9, "seed": 42}, old.messages)
+    assert fresh.params == {"max_new_tokens": 100, "temperature": 1.0}
+
+
+@pytest.mark.django_db
+def test_the_details_of_a_reply_are_shown_to_its_owner_only(client, user, conversation):
+    reply = conversation.messages.get(role=Role.ASSISTANT)
+    Generation.objects.filter(pk=reply.generation_id).update(
+        params={"max_new_tokens": 64, "seed": 7},
+        backend_revision="abc123",
+        endpoint_url="http://tgi:8080",
+        rendered_prompt="<|user|>First question<|assistant|>",
+    )
+    url = f"/generations/{reply.generation_id}/"
+    client.force_login(user)
+    details = client.get(url).json()
+    assert details["params"] == {"max_new_tokens": 64, "seed": 7}
+    assert details["backend_revision"] == "abc123"
+    assert details["endpoint"] == "http://tgi:8080"
+    assert details["input"]["rendered_prompt"].startswith("<|user|>")
+    assert details["input"]["messages"] == [{"role": "user", "content": "Hello"}]
+
+    client.force_login(UserFactory())
+    assert client.get(url).status_code == 404
+    client.logout()
+    assert client.get(url).status_code == 302
+
+
+@pytest.mark.django_db
+def test_every_origin_is_refused_a_model_the_user_may_not_use(user):
+    model = LanguageModelFactory(access_policy="private")
+    for origin in Origin.values:
+        with pytest.raises(Exception, match="access"):
+            generation_create(
+                user=user, model=model, origin=origin, messages=[{"role": "user", "content": "x"}]
+            )
+    assert not Generation.objects.exists()

@@ -1,0 +1,267 @@
+"""Write access to generations: create, claim, finish, fail, stop, reap.
+
+Every origin (chat, compare, arena, api, playground) creates its generations
+through ``generation_create``, the one place where access is checked, and
+the worker moves them through their states with the other services here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from inference import relay
+from inference.backends import ChatMessage, Endpoint
+from inference.generation import Job, Outcome
+from inference.params import ParamsError, params_parse
+from webapp.catalog.models import LanguageModel, ModelEndpoint
+from webapp.catalog.policy import Action, model_can_use
+from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
+from webapp.core.ids import is_uuid
+
+from .models import Generation, Origin, Status, generation_group
+
+INTERRUPTED_DETAIL = "The reply was cut off because its worker stopped. Regenerate to try again."
+
+# The access level each origin needs (ARCHITECTURE.md's access model).
+ORIGIN_ACTIONS: dict[str, Action] = {
+    Origin.CHAT: "chat",
+    Origin.COMPARE: "chat",
+    Origin.ARENA: "arena",
+    Origin.API: "api",
+    Origin.PLAYGROUND: "chat",
+}
+
+
+class GenerationRefused(Exception):
+    """The generation cannot start; ``detail`` says why in words for the user."""
+
+    def __init__(self, code: str, detail: str, *, group: str = "") -> None:
+        super().__init__(detail)
+        self.code, self.detail, self.group = code, detail, group
+
+
+def generation_create(
+    *,
+    user: Any,
+    model: LanguageModel,
+    origin: str,
+    messages: Sequence[ChatMessage],
+    params: Mapping[str, Any] | None = None,
+    with_defaults: bool = True,
+    group: str = "",
+) -> Generation:
+    """Save a queued generation and enqueue it once the caller's transaction commits.
+
+    ``params`` override the model's defaults (``with_defaults=False``: they are
+    the whole set, as when a generation is repeated); the result is validated
+    against the model's backend and saved exactly as it will be sent. ``group``
+    is where its events are announced (default: a group of its own).
+    """
+    from inference.tasks import generate
+
+    if origin not in ORIGIN_ACTIONS:
+        raise ValueError(f"unknown origin {origin!r}")
+    if not model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[origin]):
+        raise PermissionDenied("You do not have access to this model.")
+    if not messages:
+        raise ValidationFailed("There is nothing to generate from.")
+    generation_id = uuid.uuid4()
+    generation = Generation.objects.create(
+        id=generation_id,
+        user=user,
+        language_model=model,
+        origin=origin,
+        messages=list(messages),
+        params=_params(model=model, overrides=params or {}, with_defaults=with_defaults),
+        channel_group=group or generation_group(generation_id),
+    )
+    generate.delay_on_commit(str(generation_id))
+    return generation
+
+
+def _params(
+    *, model: LanguageModel, overrides: Mapping[str, Any], with_defaults: bool
+) -> dict[str, Any]:
+    defaults = model.default_params if with_defaults else {}
+    try:
+        parsed = params_parse(
+            {**defaults, **overrides},
+            backend=model.backend,  # type: ignore[arg-type]
+            context_length=model.context_length,
+        )
+    except ParamsError as exc:
+        if overrides:
+            raise ValidationFailed(str(exc), code="invalid_params") from exc
+        raise ValidationFailed(
+            f"The model is misconfigured: {exc} Tell the site's staff.", code="invalid_params"
+        ) from exc
+    return parsed.as_dict()
+
+
+def generation_claim(*, generation_id: str) -> Job | None:
+    """Claim a queued generation for this worker and return what to stream (two queries).
+
+    Returns None when it is no longer queued (stopped, or claimed by a second
+    delivery of the same task), so running the task twice is harmless. Raises
+    GenerationRefused when the claimed generation cannot be served.
+    """
+    claimed = _claim(generation_id)
+    if claimed is None:
+        return None
+    model_id, messages, params, group = claimed
+    endpoints = list(
+        ModelEndpoint.objects.filter(model_id=model_id, is_active=True)
+        .select_related("model")
+        .only("id", "url", "api_key", "model__backend", "model__backend_model")
+    )
+    if not endpoints:
+        raise GenerationRefused(
+            "no_endpoint", "This model has no server configured right now.", group=group
+        )
+    endpoint = random.choice(endpoints)  # noqa: S311
+    return Job(
+        generation_id=generation_id,
+        group=group,
+        endpoint=Endpoint(
+            kind=endpoint.model.backend,  # type: ignore[arg-type]
+            url=endpoint.url,
+            api_key=endpoint.api_key,
+            model=endpoint.model.backend_model,
+            id=str(endpoint.pk),
+        ),
+        messages=messages,
+        params=params_parse(params, backend=endpoint.model.backend),  # type: ignore[arg-type]
+    )
+
+
+def _claim(generation_id: str) -> tuple[Any, list[ChatMessage], dict[str, Any], str] | None:
+    """Move a queued generation to streaming in one ``UPDATE … RETURNING``."""
+    meta = Generation._meta
+    q = connection.ops.quote_name
+    returning = ", ".join(
+        q(c) for c in ("language_model_id", "messages", "params", "channel_group")
+    )
+    # Every name is a constant of this module and every value a parameter.
+    sql = f"UPDATE {q(meta.db_table)} SET {q('status')} = %s, {q('started_at')} = %s, {q('updated_at')} = %s WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {returning}"  # noqa: E501, S608
+    now = meta.get_field("started_at").get_db_prep_value(timezone.now(), connection)
+    pk = meta.pk.get_db_prep_value(uuid.UUID(generation_id), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.STREAMING, now, now, pk, Status.QUEUED])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    model_id, messages, params, group = row
+    return model_id, _json(messages), _json(params), group
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoint) -> None:
+    """Save the generation's text and stats (even if the reaper gave up on it meanwhile)."""
+    Generation.objects.filter(pk=generation_id).update(
+        text=outcome.text,
+        status=outcome.status,
+        finish_reason=outcome.finish_reason,
+        prompt_tokens=outcome.prompt_tokens,
+        generated_tokens=outcome.generated_tokens,
+        time_to_first_token_ms=outcome.time_to_first_token_ms,
+        tokens_per_second=outcome.tokens_per_second,
+        endpoint_id=endpoint.id or None,
+        endpoint_url=endpoint.url[:500],
+        backend_model_id=outcome.model_id[:300],
+        backend_revision=outcome.revision[:100],
+        system_fingerprint=outcome.system_fingerprint[:100],
+        rendered_prompt=outcome.rendered_prompt,
+        error_code=outcome.error_code,
+        error_detail=outcome.error_detail,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+def generation_fail(*, generation_id: str, code: str, detail: str) -> None:
+    Generation.objects.filter(pk=generation_id).update(
+        status=Status.FAILED,
+        error_code=code,
+        error_detail=detail,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class Stopped:
+    generation: Generation
+    before_start: bool  # True: no worker had started it, so nobody else announces the end
+
+
+def generation_stop(*, user: Any, generation_id: Any) -> Stopped:
+    """Stop the user's generation: a queued one ends here, a streaming one in its worker."""
+    if not user.is_authenticated or not is_uuid(generation_id):
+        raise NotFound("There is no such reply.")
+    mine = Generation.objects.filter(pk=generation_id, user=user)
+    now = timezone.now()
+    ended = mine.filter(status=Status.QUEUED).update(
+        status=Status.STOPPED, finish_reason="stopped", finished_at=now, updated_at=now
+    )
+    generation = mine.first()
+    if generation is None:
+        raise NotFound("There is no such reply.")
+    if not ended and generation.status == Status.STREAMING:
+        relay.cancel_request(str(generation.pk))
+    return Stopped(generation=generation, before_start=bool(ended))
+
+
+@dataclass(frozen=True)
+class Reaped:
+    generation_id: str
+    group: str
+    chunks: int
+
+
+def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
+    """Mark generations whose worker is gone as ``interrupted``, keeping the text logged so far.
+
+    A streaming generation is gone when its heartbeat has lapsed; a queued one
+    when no worker claimed it within GENERATION_QUEUED_TIMEOUT.
+    """
+    now = now or timezone.now()
+    limits = settings.GENERATION
+    grace = now - timedelta(seconds=limits["HEARTBEAT_TTL"])
+    stale_queue = now - timedelta(seconds=limits["QUEUED_TIMEOUT"])
+    candidates = list(
+        Generation.objects.filter(
+            Q(status=Status.STREAMING, started_at__lt=grace)
+            | Q(status=Status.QUEUED, created_at__lt=stale_queue)
+        ).only("id", "status", "channel_group")
+    )
+    alive = relay.heartbeats_alive([str(g.pk) for g in candidates])
+    reaped = []
+    for generation in candidates:
+        if str(generation.pk) in alive:
+            continue
+        text, chunks = relay.log_text(str(generation.pk))
+        updated = Generation.objects.filter(pk=generation.pk, status=generation.status).update(
+            status=Status.INTERRUPTED,
+            text=text,
+            finished_at=now,
+            updated_at=now,
+            error_code="interrupted",
+            error_detail=INTERRUPTED_DETAIL,
+        )
+        if updated:
+            reaped.append(Reaped(str(generation.pk), generation.channel_group, chunks))
+    return reaped

@@ -48,6 +48,13 @@ from bench.stack import (  # noqa: E402
 
 TARGET_ADDED_P50_MS = 15.0
 TARGET_ADDED_P99_MS = 100.0
+# The targets of docs/performance.md: (p50, p99) added first-token ms for one reply, and for
+# 200 streams started in a burst (ramp under 1 s) or over a ramp: first-token p99 ms, chunk
+# delay p99 ms over the baseline's, and the share of the offered tokens/s relayed.
+SINGLE_TARGET_MS = (10.0, 20.0)
+TARGET_STREAMS = 200
+BURST_TARGET = {"ttft_p99": 1000.0, "chunk_p99": 100.0, "relayed": 0.0}
+RAMP_TARGET = {"ttft_p99": 500.0, "chunk_p99": 50.0, "relayed": 1.0}
 STREAM_SLACK = 20.0  # seconds a stream may run late before it counts as lost
 COLLAPSE_P99_MS = 5000.0  # a level this slow ends the ramp: higher levels only take longer
 SINGLE_TOKENS = 8
@@ -583,7 +590,51 @@ def report(result: dict[str, Any]) -> str:
         for lv in levels:
             if lv["gatehouse"]["errors"]:
                 lines.append(f"  N={lv['concurrency']} errors: {lv['gatehouse']['errors']}")
+        lines.append(targets(data, result["settings"]))
     return "\n".join(lines)
+
+
+def targets(data: dict[str, Any], settings: dict[str, Any]) -> str:
+    """Say which targets of docs/performance.md this run met, with the figure beside each."""
+
+    def verdict(value: float | None, limit: float, *, below: bool = True) -> str:
+        if value is None:
+            return "no figure"
+        met = value <= limit if below else value >= limit
+        return (
+            f"{value:.1f} ({'met' if met else 'MISSED'}, target {'≤' if below else '≥'} {limit:g})"
+        )
+
+    added = data["singles"]["gatehouse"]["added_ms"]
+    out = [
+        "\ntargets (docs/performance.md)",
+        f"  one reply, added TTFT p50: {verdict(added['p50'], SINGLE_TARGET_MS[0])}",
+        f"  one reply, added TTFT p99: {verdict(added['p99'], SINGLE_TARGET_MS[1])}",
+    ]
+    burst = settings["ramp"] < 1.0
+    goal = BURST_TARGET if burst else RAMP_TARGET
+    shape = "in a burst" if burst else f"over {settings['ramp']:g} s"
+    for level in data["levels"]:
+        if level["concurrency"] != TARGET_STREAMS:
+            continue
+        g = level["gatehouse"]
+        chunk = level.get("vs_baseline_ms", {}).get(
+            "chunk_delay_ms_p99", g["chunk_delay_ms"]["p99"]
+        )
+        offered = TARGET_STREAMS * settings["rate"]
+        out += [
+            f"  {TARGET_STREAMS} started {shape}, added TTFT p99: "
+            + verdict(g["added_ms"]["p99"], goal["ttft_p99"]),
+            f"  {TARGET_STREAMS} started {shape}, chunk delay p99: "
+            + verdict(chunk, goal["chunk_p99"]),
+            f"  every token exactly once: {g['exactly_once']}/{g['streams']}",
+        ]
+        if goal["relayed"]:
+            relayed = verdict(g.get("relayed_tokens_per_s"), offered, below=False)
+            out.append(f"  tokens/s relayed: {relayed}")
+    if len(out) == 3:
+        out.append(f"  (run a level of {TARGET_STREAMS} for the load targets)")
+    return "\n".join(out)
 
 
 def _collapsed(level: dict[str, Any]) -> bool:

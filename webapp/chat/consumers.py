@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django import db
 
 from inference import relay
 from webapp.core.errors import ApplicationError
@@ -25,6 +27,27 @@ from . import selectors, services
 from .models import Role, conversation_group
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run ``function`` in the process's sync thread, then give its connection back to the pool.
+
+    Channels' ``database_sync_to_async`` closes connections outside the context
+    asgiref runs the function in, so a connection opened inside it stayed
+    checked out of the pool. A thread pool instead of the one sync thread was
+    measured and not kept: see docs/performance.md.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            db.close_old_connections()
+
+    return sync_to_async(run)
+
+
 MAX_FRAME_BYTES = 256 * 1024
 MAX_LISTED = 64  # generations one subscribe may name
 MAX_SEQ = 2**31
@@ -76,7 +99,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         latest = _field(frame, "latest", str, default=None)
         if latest is not None and not is_uuid(latest):
             raise FrameError("'latest' must be a generation id.")
-        conversation, replies = await database_sync_to_async(selectors.conversation_replays)(
+        conversation, replies = await database_work(selectors.conversation_replays)(
             user=self.user, conversation_id=conversation_id, known=known, latest=latest
         )
         await self._watch(conversation.group)
@@ -94,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _subscribe_generation(self, frame: dict[str, Any]) -> None:
         generation_id = _field(frame, "generation", str)
         after_seq = _seq(frame.get("after_seq", 0), "after_seq")
-        generation = await database_sync_to_async(generation_selectors.generation_get)(
+        generation = await database_work(generation_selectors.generation_get)(
             user=self.user, generation_id=generation_id
         )
         await self._watch(generation.channel_group)
@@ -118,7 +141,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         content = _field(frame, "content", str)
         client_id = _uuid(_field(frame, "client_id", str, default=None), "client_id")
         parent_id = _uuid(_field(frame, "parent", str, default=None), "parent")
-        sent = await database_sync_to_async(services.message_send)(
+        sent = await database_work(services.message_send)(
             user=self.user,
             conversation_id=conversation_id,
             content=content,
@@ -141,7 +164,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         same = frame.get("same_settings", False)
         if not isinstance(same, bool):
             raise FrameError("'same_settings' must be true or false.")
-        message = await database_sync_to_async(services.message_regenerate)(
+        message = await database_work(services.message_regenerate)(
             user=self.user, message_id=_field(frame, "message", str), same_settings=same
         )
         group = conversation_group(message.conversation_id)
@@ -151,7 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
-        stopped = await database_sync_to_async(generation_services.generation_stop)(
+        stopped = await database_work(generation_services.generation_stop)(
             user=self.user, generation_id=_field(frame, "generation", str)
         )
         if stopped.before_start:

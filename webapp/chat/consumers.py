@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django import db
 
@@ -40,6 +41,7 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     """
 
     def run(*args: Any, **kwargs: Any) -> T:
+        db.close_old_connections()
         try:
             return function(*args, **kwargs)
         finally:
@@ -69,12 +71,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=4401)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels closes old database connections in its sync thread before every
-        # handler; a relayed chunk touches no database, so it skips that hop.
-        if message["type"] == "relay.event":
-            await self.relay_event(message)
-            return
-        await super().dispatch(message)
+        # Channels hops to its sync thread to close old database connections before
+        # every message; each database call here closes its own (database_work), so
+        # a frame or a relayed chunk costs no extra trip through that one thread.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "watching", ()):

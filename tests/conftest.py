@@ -22,6 +22,19 @@ def _clean_redis() -> None:
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_sync_threads_connection(django_db_setup: None) -> Iterator[None]:
+    """Channels' get_user leaves a connection open in asgiref's one sync thread; close it
+    before the test database is dropped, which fails while a session is still connected."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())
+
+
 @pytest.fixture(scope="session")
 def scripted_server() -> Iterator[ScriptedServer]:
     with ScriptedServer() as server:

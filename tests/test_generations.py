@@ -215,3 +215,20 @@ def test_every_origin_is_refused_a_model_the_user_may_not_use(user):
                 user=user, model=model, origin=origin, messages=[{"role": "user", "content": "x"}]
             )
     assert not Generation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_conversation_does_not_load_every_replys_frozen_history(
+    user, conversation, monkeypatch
+):
+    from inference.tasks import generate
+
+    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # no worker needed
+    for turn in range(5):
+        message_send(user=user, conversation_id=conversation.pk, content=f"Question {turn}")
+        Generation.objects.filter(status=Status.QUEUED).update(status=Status.DONE, text="Fine")
+    with CaptureQueriesContext(connection) as captured:
+        message_send(user=user, conversation_id=conversation.pk, content="And the last one")
+    select = next(q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT"))
+    assert '"generations_generation"."messages"' not in select
+    assert '"generations_generation"."text"' in select

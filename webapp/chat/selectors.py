@@ -35,8 +35,13 @@ def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
     return conversation
 
 
+# A generation's frozen input holds the whole history before it: loaded with every
+# message of a long conversation it would grow with the square of its length.
+_INPUTS = ("generation__messages", "generation__rendered_prompt")
+
+
 def _messages() -> QuerySet[Message]:
-    return Message.objects.select_related("generation__language_model")
+    return Message.objects.select_related("generation__language_model").defer(*_INPUTS)
 
 
 def messages_with_conversation(
@@ -123,7 +128,8 @@ def conversation_replays(
         wanted |= Q(pk=Subquery(replies.order_by("-created_at").values("pk")[:1]))
     found = (
         replies.filter(wanted)
-        .select_related("generation__language_model", "parent__generation")
+        .select_related("generation__language_model", "parent")
+        .defer(*_INPUTS)
         .order_by("-created_at")[:MAX_REPLAYED]
     )
     return conversation, list(found)[::-1]

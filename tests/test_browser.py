@@ -178,6 +178,7 @@ def test_a_replys_details_show_how_it_was_made_and_regenerate_with_the_same_sett
     expect(details.locator(".details-list")).to_contain_text("scripted/")
     details.locator("summary").click()
     expect(details.locator(".details-input-text")).to_contain_text("Tell me twice")
+    page.screenshot(path=str(SCREENSHOTS / "details.png"))
 
     details.locator(".regenerate-same-button").click()
     second = page.locator(".message[data-role=assistant]").last

@@ -67,10 +67,13 @@ async def test_two_generations_stream_in_one_conversation_each_resumed_exactly_o
     )
     got[second] += frames_of(await whole.receive_until("done", generation=second), second)
 
-    for generation_id, tokens in ((first, TOKENS), (second, OTHER)):
+    texts = set()
+    for generation_id in (first, second):
         frames = frames_of(got[generation_id], generation_id)
         assert seqs(frames) == list(range(1, len(seqs(frames)) + 1)), generation_id
-        assert chunk_text(frames) == "".join(tokens)
+        texts.add(chunk_text(frames))
+    # Which script each got depends on which request reached the server first.
+    assert texts == {"".join(TOKENS), "".join(OTHER)}
     await by_id.close()
     await whole.close()
 
@@ -151,7 +154,7 @@ def test_a_regenerate_runs_at_most_four_queries(user, conversation):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_claim_runs_at_most_two_queries_and_a_second_claim_gets_nothing(
+def test_a_claim_runs_one_query_and_a_second_claim_gets_nothing(
     user, conversation, inference, monkeypatch
 ):
     from inference.tasks import generate
@@ -159,7 +162,7 @@ def test_a_claim_runs_at_most_two_queries_and_a_second_claim_gets_nothing(
     monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # this test claims it
     sent = message_send(user=user, conversation_id=conversation.pk, content="Go")
     generation_id = str(sent.assistant_message.generation_id)
-    with at_most_queries(2):
+    with at_most_queries(1):  # the claim and the endpoints in one statement on PostgreSQL
         job = generation_claim(generation_id=generation_id)
     assert job.endpoint.url == inference.url
     assert [m["content"] for m in job.messages][-1] == "Go"

@@ -110,21 +110,18 @@ def _params(
 
 
 def generation_claim(*, generation_id: str) -> Job | None:
-    """Claim a queued generation for this worker and return what to stream (two queries).
+    """Claim a queued generation for this worker and return what to stream.
 
-    Returns None when it is no longer queued (stopped, or claimed by a second
-    delivery of the same task), so running the task twice is harmless. Raises
-    GenerationRefused when the claimed generation cannot be served.
+    One statement on PostgreSQL (the claim and the model's endpoints), two
+    elsewhere. Returns None when it is no longer queued (stopped, or claimed
+    by a second delivery of the same task), so running the task twice is
+    harmless. Raises GenerationRefused when the claimed generation cannot be
+    served.
     """
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    model_id, messages, params, group = claimed
-    endpoints = list(
-        ModelEndpoint.objects.filter(model_id=model_id, is_active=True)
-        .select_related("model")
-        .only("id", "url", "api_key", "model__backend", "model__backend_model")
-    )
+    messages, params, group, endpoints = claimed
     if not endpoints:
         raise GenerationRefused(
             "no_endpoint", "This model has no server configured right now.", group=group
@@ -133,36 +130,63 @@ def generation_claim(*, generation_id: str) -> Job | None:
     return Job(
         generation_id=generation_id,
         group=group,
-        endpoint=Endpoint(
-            kind=endpoint.model.backend,  # type: ignore[arg-type]
-            url=endpoint.url,
-            api_key=endpoint.api_key,
-            model=endpoint.model.backend_model,
-            id=str(endpoint.pk),
-        ),
+        endpoint=endpoint,
         messages=messages,
-        params=params_parse(params, backend=endpoint.model.backend),  # type: ignore[arg-type]
+        params=params_parse(params, backend=endpoint.kind),
     )
 
 
-def _claim(generation_id: str) -> tuple[Any, list[ChatMessage], dict[str, Any], str] | None:
-    """Move a queued generation to streaming in one ``UPDATE … RETURNING``."""
+_Claimed = tuple[list[ChatMessage], dict[str, Any], str, list[Endpoint]]
+
+# Double-quoted names read the same to PostgreSQL and SQLite.
+_CLAIM = """
+UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
+WHERE "id" = %s AND "status" = %s
+RETURNING "language_model_id", "messages", "params", "channel_group"
+"""
+# PostgreSQL claims and reads the model's active endpoints in one statement: a row per
+# endpoint (one with NULLs when there is none), none when the generation was not queued.
+_CLAIM_WITH_ENDPOINTS = (
+    "WITH claimed AS ("
+    + _CLAIM
+    + """)
+SELECT c."messages", c."params", c."channel_group",
+       e."id", e."url", e."api_key", m."backend", m."backend_model"
+FROM claimed c
+JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
+LEFT JOIN "catalog_modelendpoint" e ON e."model_id" = m."id" AND e."is_active"
+"""
+)
+
+
+def _claim(generation_id: str) -> _Claimed | None:
+    """Move a queued generation to streaming with ``UPDATE … RETURNING``."""
     meta = Generation._meta
-    q = connection.ops.quote_name
-    returning = ", ".join(
-        q(c) for c in ("language_model_id", "messages", "params", "channel_group")
-    )
-    # Every name is a constant of this module and every value a parameter.
-    sql = f"UPDATE {q(meta.db_table)} SET {q('status')} = %s, {q('started_at')} = %s, {q('updated_at')} = %s WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {returning}"  # noqa: E501, S608
     now = meta.get_field("started_at").get_db_prep_value(timezone.now(), connection)
     pk = meta.pk.get_db_prep_value(uuid.UUID(generation_id), connection)
+    values = [Status.STREAMING, now, now, pk, Status.QUEUED]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Status.STREAMING, now, now, pk, Status.QUEUED])
+        if connection.vendor == "postgresql":
+            cursor.execute(_CLAIM_WITH_ENDPOINTS, values)
+            rows = cursor.fetchall()
+            if not rows:
+                return None
+            endpoints = [_endpoint(*row[3:]) for row in rows if row[3] is not None]
+            messages, params, group = rows[0][:3]
+            return _json(messages), _json(params), group, endpoints
+        cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
     if row is None:
         return None
     model_id, messages, params, group = row
-    return model_id, _json(messages), _json(params), group
+    rows = ModelEndpoint.objects.filter(model_id=model_id, is_active=True).values_list(
+        "id", "url", "api_key", "model__backend", "model__backend_model"
+    )
+    return _json(messages), _json(params), group, [_endpoint(*r) for r in rows]
+
+
+def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
+    return Endpoint(kind=backend, url=url, api_key=api_key, model=backend_model, id=str(pk))  # type: ignore[arg-type]
 
 
 def _json(value: Any) -> Any:

@@ -34,10 +34,10 @@ T = TypeVar("T")
 def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     """Run ``function`` in the process's sync thread, then give its connection back to the pool.
 
-    Channels' ``database_sync_to_async`` closes connections outside the context
-    asgiref runs the function in, so a connection opened inside it stayed
-    checked out of the pool. A thread pool instead of the one sync thread was
-    measured and not kept: see docs/performance.md.
+    Connections this consumer opened through Channels' ``database_sync_to_async``
+    stayed checked out of the pool (seen in the pool's statistics); closed here,
+    inside the call, they go back. A thread pool instead of the one sync thread
+    was measured and not kept: see docs/performance.md.
     """
 
     def run(*args: Any, **kwargs: Any) -> T:

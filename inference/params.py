@@ -131,10 +131,10 @@ def params_to_tgi(params: SamplingParams) -> dict[str, Any]:
 
 
 def params_to_openai(params: SamplingParams) -> dict[str, Any]:
-    """Return keyword arguments for ``chat.completions.create``.
+    """Return the sampling fields of an OpenAI-protocol chat completion request body.
 
     top_k and repetition_penalty are not part of the OpenAI protocol; vLLM and
-    llama.cpp read them from the request body, so they travel in ``extra_body``.
+    llama.cpp read them from the same body.
     """
     kwargs: dict[str, Any] = {"max_tokens": params.max_new_tokens}
     for name in ("temperature", "top_p", "seed"):
@@ -142,11 +142,7 @@ def params_to_openai(params: SamplingParams) -> dict[str, Any]:
             kwargs[name] = getattr(params, name)
     if params.stop:
         kwargs["stop"] = list(params.stop)
-    extra = {
-        name: getattr(params, name)
-        for name in ("top_k", "repetition_penalty")
-        if getattr(params, name) is not None
-    }
-    if extra:
-        kwargs["extra_body"] = extra
+    for name in ("top_k", "repetition_penalty"):
+        if getattr(params, name) is not None:
+            kwargs[name] = getattr(params, name)
     return kwargs

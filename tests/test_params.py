@@ -52,7 +52,7 @@ def test_parameters_map_to_each_protocol():
         "max_tokens": 10,
         "temperature": 0.5,
         "stop": ["###"],
-        "extra_body": {"top_k": 40},
+        "top_k": 40,  # not OpenAI's, but vLLM and llama.cpp read it from the same body
     }
     assert params.as_dict() == {
         "max_new_tokens": 10,

@@ -1,8 +1,12 @@
 """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI's Messages API) via the SDK.
 
-The SDK builds the request, authenticates and maps HTTP errors; the stream's
-lines are read raw and parsed with ``json``, since building the SDK's models
-for every token costs twenty times more CPU than the parse itself.
+The SDK sends the request (base URL, authentication, timeouts) and maps HTTP
+errors to its exceptions. The body is built here and sent through the
+client's ``post``, not ``chat.completions.create``: on this machine ``create``
+spent 3.4 to 7 ms of the worker's shared loop preparing a 20-message request,
+``post`` 0.1 ms over a bare httpx request. The stream's lines are read raw and
+parsed with ``json``, since building the SDK's models for every token costs
+twenty times more CPU than the parse itself.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import weakref
 from collections.abc import AsyncIterator
 
+import httpx
 import openai
 
 from inference.params import SamplingParams, params_to_openai
@@ -53,15 +58,21 @@ class OpenAIBackend:
     ) -> AsyncIterator[Event]:
         client = self._client()
         try:
-            async with client.chat.completions.with_streaming_response.create(  # type: ignore[call-overload]
-                model=self.model or await _served_model(client),
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
+            body = {
+                "model": self.model or await _served_model(client),
+                "messages": messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
                 **params_to_openai(params),
-            ) as response:
-                async for event in _events(response.iter_lines()):
+            }
+            response = await client.post(
+                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
+            )
+            try:
+                async for event in _events(response.aiter_lines()):
                     yield event
+            finally:
+                await response.aclose()  # a stop closes the request: the server stops generating
         except BackendError:
             raise
         except Exception as exc:

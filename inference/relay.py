@@ -216,12 +216,17 @@ class _Announcer:
         """Queue the announcement in ``pipe`` if this layer allows; return whether it did."""
         if self._group_channel is None:
             return False
-        message = self.layer.serialize({"type": "relay.event", "event": event})
+        message = self.layer.serialize(_relay_message(event))
         pipe.publish(self._group_channel(group), message)
         return True
 
     async def send(self, group: str, event: LogEvent | MessageEvent) -> None:
-        await self.layer.group_send(group, {"type": "relay.event", "event": event})
+        await self.layer.group_send(group, _relay_message(event))
+
+
+def _relay_message(event: LogEvent | MessageEvent) -> dict[str, Any]:
+    """Wrap ``event`` as the channel-layer message the consumer's ``relay_event`` handles."""
+    return {"type": "relay.event", "event": event}
 
 
 def _pubsub_group_channel(layer: Any) -> Callable[[str], str] | None:
@@ -273,7 +278,7 @@ async def publish_end(
 
 async def announce(group: str, event: LogEvent | MessageEvent) -> None:
     """Wake every socket of ``group`` up with ``event``."""
-    await get_channel_layer().group_send(group, {"type": "relay.event", "event": event})
+    await get_channel_layer().group_send(group, _relay_message(event))
 
 
 async def log_read(generation_id: str, *, after_seq: int = 0) -> list[LogEvent]:

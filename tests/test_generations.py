@@ -21,6 +21,7 @@ from tests.test_chat_stream import start, wait_for_final
 from tests.ws import chunk_text, connect, seqs
 from webapp.chat.models import Message, Role
 from webapp.chat.services import message_regenerate, message_send
+from webapp.core.errors import PermissionDenied
 from webapp.generations.models import Generation, Origin, Status
 from webapp.generations.services import generation_claim, generation_create
 
@@ -213,7 +214,7 @@ def test_the_details_of_a_reply_are_shown_to_its_owner_only(client, user, conver
 def test_every_origin_is_refused_a_model_the_user_may_not_use(user):
     model = LanguageModelFactory(access_policy="private")
     for origin in Origin.values:
-        with pytest.raises(Exception, match="access"):
+        with pytest.raises(PermissionDenied):
             generation_create(
                 user=user, model=model, origin=origin, messages=[{"role": "user", "content": "x"}]
             )

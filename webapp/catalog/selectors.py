@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from inference.params import BackendKind
@@ -21,12 +20,6 @@ def model_get_usable(*, user: Any, slug: str, action: Action = "view") -> Langua
     if model is None or not model_can_use(user=user, model=model, action=action):
         return None
     return model
-
-
-def endpoint_choose(*, model: LanguageModel) -> ModelEndpoint | None:
-    """Return one active endpoint of ``model``, spreading requests across replicas."""
-    endpoints = list(model.endpoints.filter(is_active=True))
-    return random.choice(endpoints) if endpoints else None  # noqa: S311
 
 
 def endpoint_list_serving() -> list[tuple[BackendKind, str, str]]:

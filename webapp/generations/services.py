@@ -195,6 +195,7 @@ def _json(value: Any) -> Any:
 
 def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoint) -> None:
     """Save the generation's text and stats (even if the reaper gave up on it meanwhile)."""
+    now = timezone.now()
     Generation.objects.filter(pk=generation_id).update(
         text=outcome.text,
         status=outcome.status,
@@ -211,18 +212,15 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         rendered_prompt=outcome.rendered_prompt,
         error_code=outcome.error_code,
         error_detail=outcome.error_detail,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+        finished_at=now,
+        updated_at=now,
     )
 
 
 def generation_fail(*, generation_id: str, code: str, detail: str) -> None:
+    now = timezone.now()
     Generation.objects.filter(pk=generation_id).update(
-        status=Status.FAILED,
-        error_code=code,
-        error_detail=detail,
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+        status=Status.FAILED, error_code=code, error_detail=detail, finished_at=now, updated_at=now
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ from .backends import (
 )
 from .params import SamplingParams
 
-Status = Literal["done", "stopped", "failed"]
+Status = Literal["done", "stopped", "failed", "interrupted"]
+INTERNAL_ERROR_DETAIL = "Something went wrong while relaying this reply. Regenerate to try again."
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,24 +113,34 @@ class Generation:
         self._timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> Outcome:
-        """Stream to the end, a stop, or a failure; every token is logged before returning."""
+        """Stream to the end, a stop, or a failure, and return how it went.
+
+        Whatever fails on the way (the backend, Redis, a bug), the text read
+        so far is in the outcome: the token log is never its only copy.
+        """
         started = time.monotonic()
         reader = asyncio.create_task(self._read(started))
         runtime.register(self.job.generation_id, reader)
         beating = asyncio.create_task(self._beat())
-        if await relay.cancel_requested(self.job.generation_id):
-            reader.cancel()
         try:
+            if await _cancel_requested(self.job.generation_id):
+                reader.cancel()
             await reader
         except asyncio.CancelledError:
             if not reader.cancelled():
                 raise
-            self.outcome.status = "stopped"
-            self.outcome.finish_reason = "stopped"
+            if runtime.shutting_down():
+                self._fail("interrupted", runtime.SHUTDOWN_DETAIL, status="interrupted")
+            else:
+                self.outcome.status = "stopped"
+                self.outcome.finish_reason = "stopped"
         except BackendError as exc:
-            self.outcome.status = "failed"
-            self.outcome.error_code, self.outcome.error_detail = exc.code, exc.detail
+            self._fail(exc.code, exc.detail)
+        except Exception:
+            logger.exception("generation %s failed", self.job.generation_id)
+            self._fail("internal_error", INTERNAL_ERROR_DETAIL)
         finally:
+            reader.cancel()
             beating.cancel()
             await self._flush()
         self._finish_stats(started)
@@ -137,8 +150,15 @@ class Generation:
         """Log and announce the end, once the outcome is saved."""
         outcome = self.outcome
         await self.publisher.done(
-            status=outcome.status, stats=outcome.stats(), error=outcome.error()
+            status=outcome.status,
+            stats=outcome.stats(),
+            error=outcome.error(),
+            patience=relay.END_PATIENCE,
         )
+
+    def _fail(self, code: str, detail: str, *, status: Status = "failed") -> None:
+        self.outcome.status = status
+        self.outcome.error_code, self.outcome.error_detail = code, detail
 
     async def _read(self, started: float) -> None:
         limits = self.limits
@@ -176,7 +196,7 @@ class Generation:
             await self._flush()
         elif self._timer is None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(due, lambda: loop.create_task(self._flush()))
+            self._timer = loop.call_later(due, lambda: _background(loop, self._flush()))
 
     async def _flush(self) -> None:
         if self._timer is not None:
@@ -186,7 +206,8 @@ class Generation:
             return
         text, self._pending = "".join(self._pending), []
         self._last_flush = time.monotonic()
-        # Shielded: a stop must not leave a chunk numbered but unlogged.
+        # Shielded: a stop must not cut a write in half. A write that fails (Redis
+        # away) stays with the publisher, and the next one carries it.
         await asyncio.shield(self.publisher.chunk(text))
 
     async def _beat(self) -> None:
@@ -215,3 +236,20 @@ async def _next(events: AsyncIterator[Event], timeout: float) -> Event | None:
         return None
     except TimeoutError as exc:
         raise BackendTimeout() from exc
+
+
+async def _cancel_requested(generation_id: str) -> bool:
+    try:
+        return await relay.cancel_requested(generation_id)
+    except Exception:  # Redis away: a stop asked meanwhile arrives by the cancel channel
+        return False
+
+
+def _background(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+    task = loop.create_task(coro)
+    task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("a background flush failed", exc_info=task.exception())

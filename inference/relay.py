@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import weakref
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict
@@ -22,8 +23,15 @@ import redis
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 CANCEL_CHANNEL = "gatehouse:cancel"
+WRITE_TIMEOUT = 5.0  # seconds a pipeline of log writes may take before it is given up
+END_PATIENCE = 30.0  # seconds an end is retried while Redis is away
+
+logger = logging.getLogger(__name__)
 
 
 class ChunkEvent(TypedDict):
@@ -54,6 +62,17 @@ def _key(generation_id: str, kind: str) -> str:
     return f"gatehouse:gen:{generation_id}:{kind}"
 
 
+# After a Redis restart every pooled connection is dead: a command on one is tried
+# again on a new connection, and a connection idle for a while is checked first.
+def _resilience(retry: type[Retry] | type[AsyncRetry]) -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": 2,
+        "retry": retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+        "health_check_interval": 10,
+    }
+
+
 # One asyncio client per event loop (uvicorn's loop, the worker's relay loop, a test's loop).
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
@@ -67,7 +86,11 @@ def async_client() -> aioredis.Redis:
     if client is None:
         # Blocking: past max_connections a command waits for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, decode_responses=True, max_connections=64, timeout=20
+            settings.REDIS_URL,
+            decode_responses=True,
+            max_connections=64,
+            timeout=20,
+            **_resilience(AsyncRetry),
         )
         client = aioredis.Redis(connection_pool=pool)
         _async_clients[loop] = client
@@ -78,7 +101,10 @@ def sync_client() -> redis.Redis:
     global _sync_client
     if _sync_client is None:
         _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, decode_responses=True, socket_timeout=5
+            settings.REDIS_URL,
+            decode_responses=True,
+            socket_timeout=5,
+            **_resilience(Retry),
         )
     return _sync_client
 
@@ -91,44 +117,108 @@ def ping() -> bool:
 
 
 class Publisher:
-    """Log and announce one generation's events, numbered from 1 in order."""
+    """Log and announce one generation's events, numbered from 1 in order.
+
+    The publisher keeps every event it numbered: the log is never the only
+    copy. A write that fails (Redis down) is logged and left pending, and the
+    next write carries it again, so no numbered event is missing from the log
+    once Redis answers. If the log vanished (Redis came back empty), the next
+    write puts every event back from the first.
+    """
 
     def __init__(self, generation_id: str, group: str) -> None:
         self.generation_id = generation_id
         self.group = group
-        self.seq = 0
+        self.events: list[LogEvent] = []  # numbered base + 1, base + 2, …
+        self.base = 0  # events up to this seq are someone else's (see skip_to)
+        self.logged = 0  # the highest seq the log is known to hold
+        self.announced = 0  # the highest seq announced
+        self.lost = False  # the log is gone: write it again from the first event
+        self.failures = 0
         self._lock = asyncio.Lock()
-        self._log_key = _key(generation_id, "log")
+        self.log_key = _key(generation_id, "log")
 
-    async def chunk(self, text: str) -> None:
-        async with self._lock:
-            self.seq += 1
-            event: ChunkEvent = {
-                "type": "chunk",
-                "generation": self.generation_id,
-                "seq": self.seq,
-                "text": text,
-            }
-            await self._publish(event)
+    @property
+    def seq(self) -> int:
+        return self.base + len(self.events)
+
+    def skip_to(self, seq: int) -> None:
+        """Number the next event ``seq + 1``: the events before it were logged by another."""
+        self.base = self.logged = self.announced = seq
+
+    async def chunk(self, text: str) -> bool:
+        """Log and announce the next chunk; return whether the log now holds every event."""
+        self.events.append(
+            {"type": "chunk", "generation": self.generation_id, "seq": self.seq + 1, "text": text}
+        )
+        return await self.sync()
 
     async def done(
-        self, *, status: str, stats: dict[str, Any], error: dict[str, str] | None
-    ) -> None:
-        async with self._lock:
-            self.seq += 1
-            event: DoneEvent = {
-                "type": "done",
-                "generation": self.generation_id,
-                "seq": self.seq,
-                "status": status,
-                "stats": stats,
-            }
-            if error:
-                event["error"] = error
-            await self._publish(event)
+        self,
+        *,
+        status: str,
+        stats: dict[str, Any],
+        error: dict[str, str] | None,
+        patience: float = 0.0,
+    ) -> bool:
+        """Log and announce the end, trying for ``patience`` seconds while Redis is away."""
+        event: DoneEvent = {
+            "type": "done",
+            "generation": self.generation_id,
+            "seq": self.seq + 1,
+            "status": status,
+            "stats": stats,
+        }
+        if error:
+            event["error"] = error
+        self.events.append(event)
+        deadline = asyncio.get_running_loop().time() + patience
+        pause = 0.1
+        while not await self.sync():
+            if asyncio.get_running_loop().time() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        return True
 
-    async def _publish(self, event: LogEvent) -> None:
-        await _writer().write(self._log_key, event, self.group)
+    async def sync(self) -> bool:
+        """Write every event the log does not hold yet; return whether it now holds them all."""
+        async with self._lock:
+            if self.logged == self.seq:
+                return True
+            try:
+                try:
+                    await _writer().write(self)
+                except LogLost:
+                    await _writer().write(self)  # at once, the whole log from its first event
+            except (redis.RedisError, OSError, TimeoutError) as exc:
+                self.failures += 1
+                if self.failures == 1 or self.failures % 50 == 0:
+                    logger.warning(
+                        "generation %s: the token log could not be written (%s: %s); %d events "
+                        "wait for Redis",
+                        self.generation_id,
+                        type(exc).__name__,
+                        exc,
+                        self.seq - self.logged,
+                    )
+                return False
+            if self.failures:
+                logger.info("generation %s: the token log is written again", self.generation_id)
+                self.failures = 0
+            return True
+
+    def unwritten(self) -> list[LogEvent]:
+        return self.events if self.lost else self.events[self.logged - self.base :]
+
+
+class LogLost(redis.RedisError):
+    """The token log of a generation is gone: Redis came back empty, or it expired."""
+
+
+def _already_logged(error: BaseException) -> bool:
+    # A retried write whose first try did land: an entry id at or below the log's top.
+    return isinstance(error, redis.ResponseError) and "equal or smaller" in str(error)
 
 
 class _Writer:
@@ -136,18 +226,19 @@ class _Writer:
 
     Events that arrive while a pipeline is in flight leave together in the
     next one: one round trip carries many streams' log appends and
-    announcements. A failed command fails only its own event.
+    announcements. A failed command fails only its own publisher's write,
+    and a pipeline that hangs is given up after WRITE_TIMEOUT seconds.
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, LogEvent, str, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Publisher, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._announcer = _Announcer(get_channel_layer())
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self.task = asyncio.get_running_loop().create_task(self._run())
 
-    async def write(self, log_key: str, event: LogEvent, group: str) -> None:
+    async def write(self, publisher: Publisher) -> None:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((log_key, event, group, future))
+        self._pending.append((publisher, future))
         self._wake.set()
         await future
 
@@ -157,42 +248,68 @@ class _Writer:
             self._wake.clear()
             batch, self._pending = self._pending, []
             try:
-                errors = await self._execute(batch)
-            except Exception as exc:
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    errors = await self._execute([publisher for publisher, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:  # every waiter must hear of it
                 errors = [exc] * len(batch)
-            for (*_, future), error in zip(batch, errors, strict=True):
+            for (_, future), error in zip(batch, errors, strict=True):
                 if not future.done():
                     future.set_exception(error) if error else future.set_result(None)
 
-    async def _execute(self, batch: list) -> list[BaseException | None]:
-        """Run the batch in one pipeline; return each event's first error, or None."""
-        ttl, sizes = settings.GENERATION["LOG_TTL"], []
+    async def _execute(self, batch: list[Publisher]) -> list[BaseException | None]:
+        """Run the batch in one pipeline; return each publisher's first error, or None."""
+        ttl, plans = settings.GENERATION["LOG_TTL"], []
         announcer = self._announcer
         async with async_client().pipeline(transaction=False) as pipe:
-            for log_key, event, group, _ in batch:
-                pipe.xadd(log_key, {"e": json.dumps(event)}, id=f"0-{event['seq']}")
+            for publisher in batch:
+                events = publisher.unwritten()
+                rewrite = publisher.lost
+                for index, event in enumerate(events):
+                    # Only the first entry creates the log: a log missing later means Redis
+                    # lost it, and the publisher then writes every event it has again.
+                    creates = event["seq"] == publisher.base + 1 or (rewrite and index == 0)
+                    pipe.xadd(
+                        publisher.log_key,
+                        {"e": json.dumps(event)},
+                        id=f"0-{event['seq']}",
+                        nomkstream=not creates,
+                    )
                 # The log's TTL outlasts GENERATION_MAX_DURATION: set at the start and the end.
-                expire = event["seq"] == 1 or event["type"] == "done"
+                expire = rewrite or events[0]["seq"] == publisher.base + 1
+                expire = expire or events[-1]["type"] == "done"
                 if expire:
-                    pipe.expire(log_key, ttl)
-                announced = announcer.add_to(pipe, group, event)
-                sizes.append(1 + expire + announced)
+                    pipe.expire(publisher.log_key, ttl)
+                fresh = [e for e in events if e["seq"] > publisher.announced]
+                announced = sum(announcer.add_to(pipe, publisher.group, e) for e in fresh)
+                plans.append((publisher, events, len(events), expire, announced, fresh))
             results = await pipe.execute(raise_on_error=False)
         errors: list[BaseException | None] = []
         start = 0
-        for size in sizes:
-            failed = [r for r in results[start : start + size] if isinstance(r, Exception)]
-            errors.append(failed[0] if failed else None)
-            start += size
-        if not announcer.pipelined:
-            sent = await asyncio.gather(
-                *(announcer.send(group, event) for _, event, group, _ in batch),
-                return_exceptions=True,
-            )
-            errors = [
-                e or (s if isinstance(s, BaseException) else None)
-                for e, s in zip(errors, sent, strict=True)
+        for publisher, events, appends, expire, announced, fresh in plans:
+            mine = results[start : start + appends + expire + announced]
+            start += len(mine)
+            appended = mine[:appends]
+            failed: list[BaseException] = [
+                r for r in mine if isinstance(r, Exception) and not _already_logged(r)
             ]
+            if any(r is None for r in appended):  # NOMKSTREAM found no log
+                publisher.lost = True
+                failed.insert(0, LogLost(f"the token log of {publisher.generation_id} is gone"))
+            elif not failed:
+                publisher.lost = False
+                publisher.logged = events[-1]["seq"]
+            if not announcer.pipelined and not failed:
+                sent = await asyncio.gather(
+                    *(announcer.send(publisher.group, e) for e in fresh), return_exceptions=True
+                )
+                failed += [s for s in sent if isinstance(s, BaseException)]
+            if announced or not announcer.pipelined:
+                publisher.announced = max(publisher.announced, fresh[-1]["seq"] if fresh else 0)
+            errors.append(failed[0] if failed else None)
         return errors
 
 
@@ -257,9 +374,10 @@ _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = (
 
 def _writer() -> _Writer:
     loop = asyncio.get_running_loop()
-    if loop not in _writers:
-        _writers[loop] = _Writer()
-    return _writers[loop]
+    writer = _writers.get(loop)
+    if writer is None or writer.task.done():  # a writer that ended for any reason is replaced
+        writer = _writers[loop] = _Writer()
+    return writer
 
 
 async def publish_end(
@@ -272,8 +390,8 @@ async def publish_end(
 ) -> None:
     """Log and announce the end of a generation that no running worker will finish."""
     publisher = Publisher(generation_id, group)
-    publisher.seq = after_seq
-    await publisher.done(status=status, stats={}, error=error)
+    publisher.skip_to(after_seq)
+    await publisher.done(status=status, stats={}, error=error, patience=END_PATIENCE)
 
 
 async def announce(group: str, event: LogEvent | MessageEvent) -> None:

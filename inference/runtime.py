@@ -24,6 +24,9 @@ _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _pid: int | None = None
 _running: dict[str, asyncio.Task[Any]] = {}
+_shutting_down = threading.Event()
+
+SHUTDOWN_DETAIL = "The reply was cut off because its worker was restarted. Regenerate to try again."
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -77,3 +80,31 @@ def register(generation_id: str, task: asyncio.Task[Any]) -> None:
     """Let a cancel message for ``generation_id`` cancel ``task``."""
     _running[generation_id] = task
     task.add_done_callback(lambda _: _running.pop(generation_id, None))
+
+
+def running() -> int:
+    """How many generations stream on this process's loop now."""
+    return len(_running)
+
+
+def shutting_down() -> bool:
+    return _shutting_down.is_set()
+
+
+def interrupt_all() -> int:
+    """End every generation streaming in this process as interrupted (the worker is leaving).
+
+    Each one's task then saves its text and announces its end as usual.
+    """
+    _shutting_down.set()
+    loop = _loop
+    if loop is None or _pid != os.getpid():
+        return 0
+    count = len(_running)
+
+    def cancel() -> None:
+        for task in list(_running.values()):
+            task.cancel()
+
+    loop.call_soon_threadsafe(cancel)
+    return count

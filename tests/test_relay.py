@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 
 import redis
+import redis.asyncio
 
 from inference import relay
 
 
 def fresh_id() -> str:
     return str(uuid.uuid4())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 async def test_chunks_are_logged_in_order_and_replayed_after_any_seq():
@@ -25,17 +33,39 @@ async def test_chunks_are_logged_in_order_and_replayed_after_any_seq():
     assert await asyncio.to_thread(relay.log_text, publisher.generation_id) == ("abc", 3)
 
 
-async def test_a_seq_logged_twice_fails_alone_and_leaves_other_streams_untouched():
+async def test_a_write_that_landed_twice_is_not_logged_twice_and_spares_other_streams():
     first, second = relay.Publisher(fresh_id(), "g.1"), relay.Publisher(fresh_id(), "g.2")
     await first.chunk("once")
-    first.seq = 0  # a bug that reuses seq 1 must not overwrite the log
-    results = await asyncio.gather(
-        first.chunk("twice"), second.chunk("other"), return_exceptions=True
-    )
-    assert isinstance(results[0], redis.ResponseError)
-    assert results[1] is None
-    assert [e["text"] for e in await relay.log_read(first.generation_id)] == ["once"]
+    first.logged = 0  # as if the reply to that write was lost: the next write carries it again
+    results = await asyncio.gather(first.chunk("twice"), second.chunk("other"))
+    assert results == [True, True]
+    assert [e["text"] for e in await relay.log_read(first.generation_id)] == ["once", "twice"]
     assert [e["text"] for e in await relay.log_read(second.generation_id)] == ["other"]
+
+
+async def test_events_numbered_while_redis_is_away_are_written_when_it_answers(monkeypatch):
+    publisher = relay.Publisher(fresh_id(), "g.away")
+    assert await publisher.chunk("a")
+    working = relay.async_client()
+    closed = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=0.5, retry=None)
+    monkeypatch.setattr(relay, "async_client", lambda: closed)
+    assert not await publisher.chunk("b")
+    assert not await publisher.chunk("c")
+    monkeypatch.setattr(relay, "async_client", lambda: working)
+    assert await publisher.done(status="done", stats={}, error=None)
+    events = await relay.log_read(publisher.generation_id)
+    assert [(e["seq"], e.get("text")) for e in events] == [(1, "a"), (2, "b"), (3, "c"), (4, None)]
+
+
+async def test_a_log_that_vanished_is_written_again_from_the_first_event():
+    publisher = relay.Publisher(fresh_id(), "g.lost")
+    await publisher.chunk("a")
+    await publisher.chunk("b")
+    await relay.async_client().delete(publisher.log_key)  # Redis restarted empty
+    assert await publisher.chunk("c")  # finds no log, so writes a, b and c
+    events = await relay.log_read(publisher.generation_id)
+    assert "".join(e["text"] for e in events) == "abc"
+    assert [e["seq"] for e in events] == [1, 2, 3]
 
 
 async def test_the_log_expires(settings):

@@ -7,12 +7,14 @@ generation: duplicates are dropped and a gap is filled from the token log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import redis
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -24,7 +26,7 @@ from webapp.core.ids import is_uuid
 from webapp.generations import selectors as generation_selectors
 from webapp.generations import services as generation_services
 
-from . import selectors, services
+from . import selectors, services, watchdog
 from .models import Role, conversation_group
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 
 MAX_FRAME_BYTES = 256 * 1024
+CLOSE_RESYNC = 1012  # "service restart": reconnect, resend, resync
+UNAVAILABLE = "Live updates are reconnecting; nothing you sent is lost."
 MAX_LISTED = 64  # generations one subscribe may name
 MAX_SEQ = 2**31
 MAX_SEEN = 256  # generations a socket remembers the position of
@@ -69,6 +73,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             # Accept, then close with a code the browser can read: signed out.
             await self.close(code=4401)
+            return
+        watchdog.watch(self)
+
+    async def reset(self, reason: str) -> None:
+        """Close so the page reconnects and resyncs from the logs (Redis lost its state)."""
+        logger.info("closing a chat socket: %s", reason)
+        await self.close(code=CLOSE_RESYNC)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to its sync thread to close old database connections before
@@ -77,7 +88,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except (redis.RedisError, OSError) as exc:
+            # Redis is away or restarted: whatever this frame changed in the database
+            # stands; the page reconnects, resends what was not echoed, and resyncs.
+            logger.warning("chat socket: %s: %s; closing it", type(exc).__name__, exc)
+            with contextlib.suppress(Exception):
+                await self._send({"type": "error", "code": "unavailable", "detail": UNAVAILABLE})
+            await self.close(code=CLOSE_RESYNC)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "watching", ()):

@@ -95,12 +95,31 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+
+def channel_layer_host(url: str) -> dict:
+    """The layer's Redis, whose dead connections (after a restart) are replaced on use."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return {
+        "address": url,
+        "socket_connect_timeout": 2,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        "retry_on_error": [ConnectionError, TimeoutError],
+        "health_check_interval": 10,
+    }
+
+
 CHANNEL_LAYERS = {
     "default": {
         # The pub/sub layer: no per-channel capacity to overflow, so no token
         # frame is dropped silently under load (see docs/decisions.md).
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNEL_PREFIX", default="gatehouse")},
+        "CONFIG": {
+            "hosts": [channel_layer_host(REDIS_URL)],
+            "prefix": env("CHANNEL_PREFIX", default="gatehouse"),
+        },
     },
 }
 
@@ -180,6 +199,10 @@ GENERATION = {
     "LOG_TTL": env.int("GENERATION_LOG_TTL", default=3600),
     "FLUSH_INTERVAL": env.float("GENERATION_FLUSH_INTERVAL", default=0.1),
     "FLUSH_TOKENS": env.int("GENERATION_FLUSH_TOKENS", default=16),
+    # A worker told to stop lets running generations go on this long, then cuts them off.
+    "SHUTDOWN_GRACE": env.float("GENERATION_SHUTDOWN_GRACE", default=30.0),
+    # How long a finished generation's save is retried while PostgreSQL is away.
+    "SAVE_PATIENCE": env.float("GENERATION_SAVE_PATIENCE", default=300.0),
 }
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.

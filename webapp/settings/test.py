@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, GENERATION, env
+from .base import CHANNEL_LAYERS, GENERATION, channel_layer_host, env
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/9")
-CHANNEL_LAYERS["default"]["CONFIG"] = {"hosts": [REDIS_URL], "prefix": "gatehouse-test"}
+CHANNEL_LAYERS["default"]["CONFIG"] = {
+    "hosts": [channel_layer_host(REDIS_URL)],
+    "prefix": "gatehouse-test",
+}
 CELERY_BROKER_URL = REDIS_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # A live server in a subprocess writes mail to files that browser tests read.

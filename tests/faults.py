@@ -1,0 +1,254 @@
+"""A stack of real processes on a Redis of its own, to kill and restart, and a client
+that watches generations the way the page does (reconnect, resubscribe, fill gaps)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import websockets
+from django.test import Client
+
+from tests.services import Service, celery_worker, free_port, http_ok, test_database_env
+
+
+FINAL = {"done", "stopped", "failed", "interrupted"}
+
+
+def redis_server(port: int) -> Service:
+    """A Redis that keeps nothing on disk: restarted, it comes back empty."""
+    return Service(
+        f"redis-{port}",
+        [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        ready=lambda _: _pings(port),
+        timeout=20,
+    )
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@dataclass
+class FaultStack:
+    """Redis, a Celery worker and uvicorn, all on a Redis that the test may kill."""
+
+    redis: Service
+    worker: Service
+    web: Service
+    redis_url: str
+    web_url: str
+
+    def restart_worker(self) -> None:
+        if not self.worker.running:
+            self.worker.start()
+
+    def stop(self) -> None:
+        for service in (self.web, self.worker, self.redis):
+            service.stop()
+
+
+def fault_stack(name: str, *, settings: dict[str, str] | None = None) -> FaultStack:
+    redis_port, web_port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    env = {**test_database_env(), "TEST_REDIS_URL": redis_url, **(settings or {})}
+    own_redis = redis_server(redis_port).start()
+    worker = celery_worker()
+    worker.name, worker.env = f"{name}-worker", env
+    worker.log = worker.log.with_name(f"{name}-worker.log")
+    web = Service(
+        f"{name}-web",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "webapp.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(web_port),
+            "--no-access-log",
+        ],
+        env=env,
+        ready=http_ok(f"http://127.0.0.1:{web_port}/healthz"),
+    )
+    stack = FaultStack(own_redis, worker, web, redis_url, f"http://127.0.0.1:{web_port}")
+    try:
+        worker.start()
+        web.start()
+    except Exception:
+        stack.stop()
+        raise
+    return stack
+
+
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+@dataclass
+class Watched:
+    """One generation as the page shows it: its chunks in seq order, then its end."""
+
+    pieces: list[str] = field(default_factory=list)
+    done: dict[str, Any] | None = None
+
+    @property
+    def seq(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+class Page:
+    """A chat page on one conversation: a socket that reconnects and resyncs on its own.
+
+    Like static/js/streams.js: chunks are taken in seq order, a duplicate is
+    dropped, a gap or a reconnect sends ``subscribe`` with every position.
+    """
+
+    def __init__(self, stack: FaultStack, cookie: str, conversation: str) -> None:
+        self.url = stack.web_url.replace("http", "ws", 1) + "/ws/chat/"
+        self.origin, self.cookie, self.conversation = stack.web_url, cookie, conversation
+        self.generations: dict[str, Watched] = {}
+        self.replies: dict[str, str] = {}  # client_id → generation id of the reply
+        self._sent: dict[str, str] = {}  # user message id → its client_id
+        self.errors: list[dict[str, Any]] = []
+        self.closes = 0
+        self._socket: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def __aenter__(self) -> Page:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        if self._socket is not None:
+            await self._socket.close()
+
+    async def send(self, content: str, timeout: float = 15.0) -> str:
+        """Send a message (resending it, as the page does, until it is taken); return the
+        generation id of its reply."""
+        client_id = str(uuid.uuid4())
+        frame = {
+            "type": "send",
+            "conversation": self.conversation,
+            "content": content,
+            "client_id": client_id,
+        }
+        deadline = time.monotonic() + timeout
+        while client_id not in self.replies:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the send was never taken; errors: {self.errors[-5:]}")
+            with contextlib.suppress(Exception):
+                await self._socket.send(json.dumps(frame))
+            await self._wait(1.0, lambda: client_id in self.replies)
+        return self.replies[client_id]
+
+    async def until_done(self, generation: str, timeout: float) -> Watched:
+        await self._wait(timeout, lambda: self.watched(generation).done is not None)
+        watched = self.watched(generation)
+        if watched.done is None:
+            raise AssertionError(f"no end of {generation} within {timeout} s: {watched.text!r}")
+        return watched
+
+    async def until_text(self, generation: str, characters: int, timeout: float = 10.0) -> None:
+        await self._wait(timeout, lambda: len(self.watched(generation).text) >= characters)
+
+    def watched(self, generation: str) -> Watched:
+        return self.generations.setdefault(generation, Watched())
+
+    async def _wait(self, timeout: float, condition: Any) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition() and (left := deadline - time.monotonic()) > 0:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self._socket = await websockets.connect(
+                    self.url,
+                    origin=self.origin,  # type: ignore[arg-type]
+                    additional_headers={"Cookie": self.cookie},
+                    open_timeout=5,
+                    close_timeout=1,
+                    ping_interval=None,
+                )
+                await self._subscribe()
+                async for raw in self._socket:
+                    await self._take(json.loads(raw))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a closed or refused socket: the page reconnects
+                pass
+            self.closes += 1
+            await asyncio.sleep(0.25)
+
+    async def _subscribe(self) -> None:
+        positions = {gid: w.seq for gid, w in self.generations.items() if w.done is None}
+        await self._socket.send(
+            json.dumps(
+                {"type": "subscribe", "conversation": self.conversation, "generations": positions}
+            )
+        )
+
+    async def _take(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "message":
+            message = frame["message"]
+            if message["role"] == "user" and message.get("client_id"):
+                self._sent[message["id"]] = message["client_id"]
+            elif message["role"] == "assistant" and message.get("generation"):
+                generation = message["generation"]["id"]
+                if message["parent"] in self._sent:
+                    self.replies[self._sent[message["parent"]]] = generation
+                watched = self.watched(generation)
+                if message["generation"]["status"] in FINAL and watched.done is None:
+                    # Ended while the page was away, its log gone: the saved reply stands.
+                    watched.pieces = [message["content"]]
+                    watched.done = message["generation"]
+        elif kind in ("chunk", "done"):
+            watched = self.watched(frame["generation"])
+            if watched.done is not None or frame["seq"] <= watched.seq:
+                pass  # a duplicate
+            elif frame["seq"] > watched.seq + 1:
+                await self._subscribe()  # a gap: fill it from the log
+            elif kind == "chunk":
+                watched.pieces.append(frame["text"])
+            else:
+                watched.done = frame
+        elif kind == "error":
+            self.errors.append(frame)
+        self._changed.set()

@@ -12,6 +12,7 @@ twenty times more CPU than the parse itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -24,17 +25,32 @@ from inference.params import SamplingParams, params_to_openai
 from .base import (
     BackendError,
     BackendFailed,
-    BackendOverloaded,
-    BackendRejected,
     BackendTimeout,
-    BackendUnavailable,
     ChatMessage,
     Endpoint,
     Event,
     Finish,
     Timeouts,
     Token,
+    connection_error,
+    event_error,
+    malformed_error,
+    parse_body,
+    status_error,
+    unfinished_error,
 )
+
+# The SDK sends through httpx2 from openai 3 on, through httpx before: a stream that
+# breaks off raises the errors of whichever it uses.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError,)
+_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException,)
+_CONNECT_TIMEOUTS: tuple[type[Exception], ...] = (httpx.ConnectTimeout,)
+with contextlib.suppress(ImportError):
+    import httpx2
+
+    _TRANSPORT_ERRORS += (httpx2.TransportError,)
+    _TIMEOUTS += (httpx2.TimeoutException,)
+    _CONNECT_TIMEOUTS += (httpx2.ConnectTimeout,)
 
 # One client (and connection pool) per event loop and endpoint: making one costs
 # milliseconds of CPU, which would stall every other stream on the loop.
@@ -68,15 +84,17 @@ class OpenAIBackend:
             response = await client.post(
                 "/chat/completions", body=body, cast_to=httpx.Response, stream=True
             )
-            try:
-                async for event in _events(response.aiter_lines()):
-                    yield event
-            finally:
-                await response.aclose()  # a stop closes the request: the server stops generating
+        except Exception as exc:
+            raise _opening_error(exc) from exc
+        try:
+            async for event in _events(response.aiter_lines()):
+                yield event
         except BackendError:
             raise
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise _reading_error(exc) from exc
+        finally:
+            await response.aclose()  # a stop closes the request: the server stops generating
 
     def _client(self) -> openai.AsyncOpenAI:
         per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
@@ -108,7 +126,7 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
             break
         chunk = json.loads(data)
         if chunk.get("error"):
-            raise BackendFailed()
+            raise event_error(chunk)
         model_id = chunk.get("model") or model_id
         fingerprint = chunk.get("system_fingerprint") or fingerprint
         if choices := chunk.get("choices"):
@@ -124,29 +142,27 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
                 system_fingerprint=fingerprint,
             )
     if not reason and for_usage is None:
-        raise BackendFailed("The model server closed the stream before finishing.")
+        raise unfinished_error()
     yield for_usage or Finish(reason=reason, model_id=model_id, system_fingerprint=fingerprint)
 
 
-def _translate(exc: Exception) -> BackendError:
-    if isinstance(exc, openai.APITimeoutError):
+def _opening_error(exc: Exception) -> BackendError:
+    """Return the error for a request the server did not begin to answer."""
+    if isinstance(exc, openai.APIStatusError):
+        return status_error(exc.status_code, parse_body(exc.response.content))
+    if isinstance(exc, openai.APITimeoutError) and not isinstance(exc.__cause__, _CONNECT_TIMEOUTS):
         return BackendTimeout()
     if isinstance(exc, openai.APIConnectionError):
-        return BackendUnavailable()
-    if isinstance(exc, openai.RateLimitError):
-        return BackendOverloaded()
-    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
-        return _server_message(exc)
-    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-        return BackendUnavailable() if exc.status_code in (502, 503, 504) else BackendFailed()
-    if isinstance(exc, json.JSONDecodeError):
-        return BackendFailed("The model server sent a malformed stream.")
+        return connection_error(exc, answering=False)
     return BackendFailed()
 
 
-def _server_message(exc: openai.APIStatusError) -> BackendRejected:
-    body = exc.body
-    message = ""
-    if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message") or ""
-    return BackendRejected.because(str(message))
+def _reading_error(exc: Exception) -> BackendError:
+    """Return the error for a stream that broke off after the server began to answer."""
+    if isinstance(exc, _TIMEOUTS):
+        return BackendTimeout()
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return connection_error(exc, answering=True)
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
+        return malformed_error()
+    return BackendFailed()

@@ -1,28 +1,31 @@
-"""Hugging Face text-generation-inference, through the ``text-generation`` client.
+"""Hugging Face text-generation-inference, with the ``text-generation`` client's types.
 
 The client's ``chat(stream=True)`` cannot read current TGI chat chunks, so the
 prompt is rendered with the model's own chat template by TGI (``/chat_tokenize``)
-and streamed with ``generate_stream``.
+and streamed from ``/`` as the client's ``generate_stream`` does. The request is
+sent here, through aiohttp like the client, because the client keeps only the
+body of an error and drops its status: a 500 and an error event mid-stream both
+reach it as a ``GenerationError``. Its ``Request`` builds the body and its
+``StreamResponse`` reads each event.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
-from text_generation import AsyncClient
+from pydantic import ValidationError
 from text_generation import errors as tgi_errors
+from text_generation.types import Parameters, Request, StreamResponse
 
 from inference.params import SamplingParams, params_to_tgi
 
 from .base import (
     BackendError,
     BackendFailed,
-    BackendOverloaded,
-    BackendRejected,
     BackendTimeout,
-    BackendUnavailable,
     ChatMessage,
     Endpoint,
     Event,
@@ -30,21 +33,19 @@ from .base import (
     Rendered,
     Timeouts,
     Token,
+    connection_error,
+    event_error,
+    malformed_error,
+    parse_body,
+    rejected_error,
+    server_reason,
+    status_error,
+    unfinished_error,
 )
 
-_ERRORS: list[tuple[type[Exception], type[BackendError]]] = [
-    (tgi_errors.OverloadedError, BackendOverloaded),
-    (tgi_errors.RateLimitExceededError, BackendOverloaded),
-    (tgi_errors.ValidationError, BackendRejected),
-    (tgi_errors.BadRequestError, BackendRejected),
-    (tgi_errors.ShardNotReadyError, BackendUnavailable),
-    (tgi_errors.ShardTimeoutError, BackendUnavailable),
-    (tgi_errors.NotFoundError, BackendUnavailable),
-    (tgi_errors.GenerationError, BackendFailed),
-    (tgi_errors.IncompleteGenerationError, BackendFailed),
-    # The client's fallback for a status it does not know (a 502/503 from TGI or its proxy).
-    (tgi_errors.UnknownError, BackendUnavailable),
-]
+METADATA_TIMEOUT = 30.0
+# The last event repeats the whole generated text: allow lines of a few MiB.
+READ_BUFFER = 2**20
 
 
 class TGIBackend:
@@ -56,68 +57,147 @@ class TGIBackend:
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[Event]:
-        try:
-            prompt, prompt_tokens = await self._render(messages)
+        async with aiohttp.ClientSession(headers=self.headers, read_bufsize=READ_BUFFER) as session:
+            prompt, prompt_tokens = await self._render(session, messages)
             yield Rendered(prompt)
-            client = AsyncClient(self.url, headers=self.headers, timeout=int(self.timeouts.total))
-            async for response in client.generate_stream(prompt, **params_to_tgi(params)):
-                if not response.token.special:
-                    yield Token(response.token.text)
-                if response.details is not None:
-                    model_id, revision = await self._model_id()
-                    yield Finish(
-                        reason=str(response.details.finish_reason.value),
-                        prompt_tokens=prompt_tokens,
-                        generated_tokens=response.details.generated_tokens,
-                        model_id=model_id,
-                        revision=revision,
-                    )
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from exc
+            body = _request_body(prompt, params)
+            timeout = aiohttp.ClientTimeout(
+                total=self.timeouts.total, connect=self.timeouts.connect
+            )
+            finished = False
+            async with self._open(session, "POST", "", json=body, timeout=timeout) as response:
+                async for event in _events(response):
+                    if not event.token.special:
+                        yield Token(event.token.text)
+                    if event.details is not None:
+                        finished = True
+                        model_id, revision = await self._model_id(session)
+                        yield Finish(
+                            reason=str(event.details.finish_reason.value),
+                            prompt_tokens=prompt_tokens,
+                            generated_tokens=event.details.generated_tokens,
+                            model_id=model_id,
+                            revision=revision,
+                        )
+        if not finished:
+            raise unfinished_error()
 
-    async def _render(self, messages: list[ChatMessage]) -> tuple[str, int | None]:
+    async def _render(
+        self, session: aiohttp.ClientSession, messages: list[ChatMessage]
+    ) -> tuple[str, int | None]:
         """Return the prompt in the model's chat template, and its length in tokens."""
-        body = await self._request(
-            "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
+        body = await self._metadata(
+            session, "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
         )
         if body is None:  # an older TGI without /chat_tokenize
             return _chatml(messages), None
         return body["templated_text"], len(body.get("tokenize_response") or []) or None
 
-    async def _model_id(self) -> tuple[str, str]:
-        """Return the served model's id and revision (its commit sha), as TGI's /info says."""
-        info = await self._request("GET", "/info")
+    async def _model_id(self, session: aiohttp.ClientSession) -> tuple[str, str]:
+        """Return the served model's id and revision (its commit sha), as TGI's /info says.
+
+        The reply is complete by then: a server that cannot say leaves them empty.
+        """
+        try:
+            info = await self._metadata(session, "GET", "/info")
+        except BackendError:
+            info = None
         if not info:
             return "", ""
         return str(info.get("model_id") or ""), str(info.get("model_sha") or "")
 
-    async def _request(self, method: str, path: str, **kwargs: object) -> dict | None:
-        timeout = aiohttp.ClientTimeout(total=30, connect=self.timeouts.connect)
-        async with (
-            aiohttp.ClientSession(headers=self.headers, timeout=timeout) as session,
-            session.request(method, self.url + path, **kwargs) as response,  # type: ignore[arg-type]
-        ):
+    async def _metadata(
+        self, session: aiohttp.ClientSession, method: str, path: str, **kwargs: object
+    ) -> dict | None:
+        """Return a metadata request's JSON answer, or None where TGI has no such route."""
+        timeout = aiohttp.ClientTimeout(total=METADATA_TIMEOUT, connect=self.timeouts.connect)
+        async with self._open(
+            session, method, path, missing_ok=True, timeout=timeout, **kwargs
+        ) as response:
             if response.status == 404:
                 return None
-            if response.status != 200:
-                payload = await response.json(content_type=None)
-                raise tgi_errors.parse_error(response.status, payload)
-            return await response.json(content_type=None)
+            try:
+                return await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _reading_error(exc) from exc
+            except ValueError as exc:
+                raise malformed_error() from exc
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        path: str,
+        *,
+        missing_ok: bool = False,
+        **kwargs: object,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Send a request; yield its answer once the server has begun it with a 200."""
+        try:
+            response = await session.request(method, self.url + path, **kwargs)  # type: ignore[arg-type]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _connecting_error(exc) from exc
+        try:
+            if response.status != 200 and not (missing_ok and response.status == 404):
+                raise status_error(response.status, await _error_body(response))
+            yield response
+        finally:
+            response.release()
+
+
+def _request_body(prompt: str, params: SamplingParams) -> dict:
+    """Return the body ``generate_stream`` would send, checked by the client's types."""
+    kwargs = params_to_tgi(params)
+    kwargs["stop"] = kwargs.pop("stop_sequences", [])
+    try:
+        parameters = Parameters(best_of=None, details=True, decoder_input_details=False, **kwargs)
+        return Request(inputs=prompt, stream=True, parameters=parameters).dict()
+    except (ValidationError, tgi_errors.ValidationError) as exc:
+        raise rejected_error(server_reason(str(exc).splitlines()[0])) from exc
+
+
+async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[StreamResponse]:
+    """Yield the stream's token events; raise the error an error event carries."""
+    try:
+        async for line in response.content:
+            if not line.startswith(b"data:"):
+                continue
+            payload = json.loads(line[5:])
+            if "token" not in payload and "error" in payload:
+                raise event_error(payload)
+            yield StreamResponse(**payload)
+    except BackendError:
+        raise
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise _reading_error(exc) from exc
+    except ValueError as exc:  # not JSON, or not an event (pydantic's errors are ValueErrors)
+        raise malformed_error() from exc
+
+
+async def _error_body(response: aiohttp.ClientResponse) -> object:
+    try:
+        return parse_body(await response.read())
+    except (aiohttp.ClientError, TimeoutError):
+        return ""
+
+
+def _connecting_error(exc: Exception) -> BackendError:
+    """Return the error for a request the server did not begin to answer."""
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return BackendTimeout()
+    return connection_error(exc, answering=False)
+
+
+def _reading_error(exc: Exception) -> BackendError:
+    """Return the error for an answer that broke off after it had begun."""
+    if isinstance(exc, TimeoutError):
+        return BackendTimeout()
+    if isinstance(exc, aiohttp.ClientError):
+        return connection_error(exc, answering=True)
+    return BackendFailed()
 
 
 def _chatml(messages: list[ChatMessage]) -> str:
     turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return turns + "<|im_start|>assistant\n"
-
-
-def _translate(exc: Exception) -> BackendError:
-    for source, target in _ERRORS:
-        if isinstance(exc, source):
-            return BackendRejected.because(str(exc)) if target is BackendRejected else target()
-    if isinstance(exc, asyncio.TimeoutError):
-        return BackendTimeout()
-    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
-        return BackendUnavailable()
-    return BackendFailed()

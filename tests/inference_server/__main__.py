@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 
 import uvicorn
 
 from .app import create_app
+from .engine import DropConnection
 
 READY_LINE = "scripted inference server listening on http://{host}:{port}"
 
@@ -24,6 +26,11 @@ class _Server(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
             print(self.ready_line, flush=True)
+
+
+def _not_a_drop(record: logging.LogRecord) -> bool:
+    """Keep uvicorn's traceback out of the log for a connection dropped on purpose."""
+    return not (record.exc_info and isinstance(record.exc_info[1], DropConnection))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=30,
         backlog=2048,
     )
+    logging.getLogger("uvicorn.error").addFilter(_not_a_drop)
     _Server(config, host, port).run(sockets=[sock])
     return 0
 

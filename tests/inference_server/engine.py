@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from .scripts import Script
-from .state import DISCONNECTED, FAILED, HANGING, Record, ServerState
+from .state import DISCONNECTED, DROPPED, FAILED, HANGING, Record, ServerState
 
 Producer = Callable[[Send], Awaitable[None]]
 
@@ -28,6 +28,14 @@ SSE_HEADERS = [
 ]
 JSON_HEADERS = [(b"content-type", b"application/json")]
 TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class DropConnection(Exception):
+    """Raised by a producer to close the connection without ending the response.
+
+    Once the response has started, uvicorn answers an exception by closing the socket:
+    the client sees the body cut off, as when a proxy or the server itself dies.
+    """
 
 
 def dumps(value: Any) -> str:
@@ -58,6 +66,21 @@ async def respond(
     await body(send, data, more=False)
 
 
+def error_body(script: Script) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    """The verbatim error body a script asks for (``raw_body`` or ``json_body``), if any."""
+    if script.raw_body is not None:
+        return script.raw_body.encode(), TEXT_HEADERS
+    if script.json_body is not None:
+        return dumps(script.json_body).encode(), JSON_HEADERS
+    return None
+
+
+async def drop(state: ServerState, record: Record) -> None:
+    """Close the connection mid-response (see ``DropConnection``)."""
+    state.finish(record, DROPPED)
+    raise DropConnection
+
+
 async def hang(state: ServerState, record: Record) -> None:
     """Stall until cancelled (the client disconnecting cancels us)."""
     state.set_outcome(record, HANGING)
@@ -66,7 +89,8 @@ async def hang(state: ServerState, record: Record) -> None:
 
 @dataclass(slots=True)
 class Plan:
-    """What a generation does: emit ``tokens``, then ``end`` ("finish", "fail" or "hang")."""
+    """What a generation does: emit ``tokens``, then ``end`` ("finish", "fail", "hang" or
+    "drop")."""
 
     tokens: list[str]
     end: str
@@ -80,6 +104,8 @@ def plan_for(script: Script, tokens: list[str]) -> Plan:
         ends.append((script.fail_after, 0, "fail"))
     if script.hang_after is not None:
         ends.append((script.hang_after, 1, "hang"))
+    if script.drop_after is not None:
+        ends.append((script.drop_after, 2, "drop"))
     if ends:
         count, _, end = min(ends)
         return Plan(tokens[:count], end)

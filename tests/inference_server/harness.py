@@ -137,6 +137,14 @@ class ScriptedServer:
             self._log.close()
         self._url = None
 
+    def kill(self) -> None:
+        """End the server with SIGKILL, as a crash or the OOM killer would: its streams
+        stop mid-response and the kernel closes their sockets."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self.stop()
+
     def output(self) -> str:
         """Everything the server process printed so far."""
         if self._log is None:

@@ -159,8 +159,8 @@ def validate(body: Any) -> tuple[list[dict[str, Any]], int | None, list[str]]:
 
 
 def script_error(script: Script, status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    if script.raw_body is not None:
-        return script.raw_body.encode(), engine.TEXT_HEADERS
+    if (verbatim := engine.error_body(script)) is not None:
+        return verbatim
     error_type, code = ERROR_KINDS.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None)
     )
@@ -325,6 +325,8 @@ async def chat_completions(request: Request) -> Response | WatchedResponse:
             state.finish(record, FAILED)
             event = failure_json(script, record.tokens_sent)
             await engine.body(send, b"data: " + event + b"\n\n", more=False)
+        elif plan.end == "drop":
+            await engine.drop(state, record)
         else:
             await engine.hang(state, record)
 
@@ -337,10 +339,10 @@ async def chat_completions(request: Request) -> Response | WatchedResponse:
             await engine.respond(send, script.status, data, headers)
             return
         await engine.simulate_generation(script, len(plan.tokens))
-        if plan.end == "hang":
+        if plan.end in ("hang", "drop"):
             record.status = 200
             await engine.start(send, 200, engine.JSON_HEADERS)
-            await engine.hang(state, record)
+            await (engine.hang if plan.end == "hang" else engine.drop)(state, record)
         elif plan.end == "fail":
             state.finish(record, FAILED, status=500)
             await engine.respond(send, 500, failure_json(script, len(plan.tokens)))

@@ -11,9 +11,12 @@ A script is a JSON object; every field is optional:
     error              str        message used in the error body (status / fail_after)
     error_type         str        overrides the TGI ``error_type`` / OpenAI ``error.type``
     raw_body           str        with ``status``: send this text verbatim (text/plain)
+    json_body          object     with ``status``: send this JSON object verbatim
     fail_after         int        emit this many tokens, then a mid-stream error event
     hang               bool       send 200 headers, then nothing until the client leaves
     hang_after         int        emit this many tokens, then stall until the client leaves
+    drop_after         int        emit this many tokens, then close the connection without
+                                  ending the response (as a proxy or a crashed server does)
     finish_reason      str        override the finish reason
     eos_token          str|null   TGI only: text of the special end-of-sequence token that
                                   closes a naturally finished stream (default "<|im_end|>",
@@ -79,9 +82,11 @@ class Script:
     error: str | None = None
     error_type: str | None = None
     raw_body: str | None = None
+    json_body: dict[str, Any] | None = None
     fail_after: int | None = None
     hang: bool = False
     hang_after: int | None = None
+    drop_after: int | None = None
     finish_reason: str | None = None
     eos_token: str | None = DEFAULT_EOS
 
@@ -113,7 +118,7 @@ class Script:
             if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
                 raise ScriptError("`status` must be an HTTP error status (400-599)")
             kw["status"] = status
-        for name in ("fail_after", "hang_after"):
+        for name in ("fail_after", "hang_after", "drop_after"):
             if data.get(name) is not None:
                 kw[name] = _count(name, data[name])
         if data.get("hang") is not None:
@@ -123,6 +128,12 @@ class Script:
         for name in ("error", "error_type", "raw_body", "finish_reason"):
             if data.get(name) is not None:
                 kw[name] = _string(name, data[name])
+        if data.get("json_body") is not None:
+            if not isinstance(data["json_body"], dict):
+                raise ScriptError("`json_body` must be a JSON object")
+            if "raw_body" in kw:
+                raise ScriptError("use either `raw_body` or `json_body`, not both")
+            kw["json_body"] = data["json_body"]
         if "eos_token" in data:
             eos = data["eos_token"]
             kw["eos_token"] = None if eos is None else (_string("eos_token", eos) or None)

@@ -20,6 +20,7 @@ OK = "ok"  # finished normally (finish reason sent)
 ERROR = "error"  # answered with an HTTP error status
 FAILED = "failed"  # a mid-stream error event was sent
 DISCONNECTED = "disconnected"  # the client left before the response was finished
+DROPPED = "dropped"  # the server closed the connection mid-response on purpose
 SERVED = "served"  # a metadata request (info, models, tokenize) was answered
 
 GENERATION = "generation"

@@ -274,8 +274,8 @@ class Generation:
 
 
 def script_error(script: Script, status: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    if script.raw_body is not None:
-        return script.raw_body.encode(), engine.TEXT_HEADERS
+    if (verbatim := engine.error_body(script)) is not None:
+        return verbatim
     message = script.error or DEFAULT_MESSAGES.get(status, f"Scripted error {status}")
     error_type = script.error_type or ERROR_TYPES.get(status, "error")
     return error_body(message, error_type), engine.JSON_HEADERS
@@ -347,9 +347,13 @@ async def generate(request: Request, *, stream: bool | None) -> Response | Watch
             state.finish(record, OK)
             await engine.body(send, b"", more=False)
         elif gen.plan.end == "fail":
-            event = error_body(failure_message(script, record.tokens_sent), "generation")
+            event = error_body(
+                failure_message(script, record.tokens_sent), script.error_type or "generation"
+            )
             state.finish(record, FAILED)
             await engine.body(send, b"data:" + event + b"\n\n", more=False)
+        elif gen.plan.end == "drop":
+            await engine.drop(state, record)
         else:
             await engine.hang(state, record)
 
@@ -362,12 +366,14 @@ async def generate(request: Request, *, stream: bool | None) -> Response | Watch
             await engine.respond(send, script.status, data, headers)
             return
         await engine.simulate_generation(script, len(gen.plan.tokens))
-        if gen.plan.end == "hang":
+        if gen.plan.end in ("hang", "drop"):
             record.status = 200
             await engine.start(send, 200, engine.JSON_HEADERS)
-            await engine.hang(state, record)
+            await (engine.hang if gen.plan.end == "hang" else engine.drop)(state, record)
         elif gen.plan.end == "fail":
-            data = error_body(failure_message(script, len(gen.plan.tokens)), "generation")
+            data = error_body(
+                failure_message(script, len(gen.plan.tokens)), script.error_type or "generation"
+            )
             state.finish(record, FAILED, status=500)
             await engine.respond(send, 500, data)
         else:

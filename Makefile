@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 
-.PHONY: install run test test-fast lint format bench clean
+.PHONY: install run test test-fast lint format bench drill clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ format: install
 
 bench: install
 	$(PY) bench/relay.py
+
+# The fault drills (Redis, worker and PostgreSQL faults on a stack of their own), each
+# run DRILL_RUNS times; prints their figures (docs/reliability.md).
+DRILL_RUNS ?= 10
+drill: install
+	DRILL_RUNS=$(DRILL_RUNS) $(PY) -m pytest -m fault -q
 
 clean:
 	rm -rf var/static var/*.log var/test-logs

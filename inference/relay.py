@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict
@@ -426,6 +427,22 @@ def heartbeats_alive(generation_ids: list[str]) -> set[str]:
         return set()
     values = sync_client().mget([_key(gid, "hb") for gid in generation_ids])
     return {gid for gid, value in zip(generation_ids, values, strict=True) if value}
+
+
+def redis_memory_age() -> tuple[float, bool]:
+    """Return how long Redis has held the relay's state (heartbeats, queue, logs), in
+    seconds, and whether this call is the first to look since it was empty.
+
+    A Redis that restarted empty has lost every live worker's heartbeat and every
+    queued task: the reaper must not take a missing beat for a dead worker until
+    the workers have had time to beat again, and re-queues what was waiting.
+    """
+    client = sync_client()
+    key = "gatehouse:relay:since"
+    now = time.time()
+    fresh = bool(client.set(key, repr(now), nx=True))
+    since = client.get(key)
+    return (now - float(since) if since else 0.0), fresh
 
 
 def cancel_request(generation_id: str) -> None:

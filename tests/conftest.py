@@ -16,6 +16,8 @@ from tests.factories import LanguageModelFactory, ModelEndpointFactory, UserFact
 from tests.inference_server.harness import ScriptedServer
 from tests.services import Service, asgi_server, bundled_model_server, celery_worker, free_port
 
+pytest_plugins = ["tests.drill"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis() -> None:

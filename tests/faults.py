@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -18,7 +21,6 @@ import websockets
 from django.test import Client
 
 from tests.services import Service, celery_worker, free_port, http_ok, test_database_env
-
 
 FINAL = {"done", "stopped", "failed", "interrupted"}
 
@@ -52,31 +54,55 @@ def _pings(port: int) -> bool:
 
 @dataclass
 class FaultStack:
-    """Redis, a Celery worker and uvicorn, all on a Redis that the test may kill."""
+    """Redis, a Celery worker, beat and uvicorn, all on a Redis that the test may kill."""
 
     redis: Service
     worker: Service
     web: Service
+    beat: Service | None
     redis_url: str
     web_url: str
 
-    def restart_worker(self) -> None:
-        if not self.worker.running:
-            self.worker.start()
-
     def stop(self) -> None:
-        for service in (self.web, self.worker, self.redis):
-            service.stop()
+        for service in (self.web, self.beat, self.worker, self.redis):
+            if service is not None:
+                service.stop()
 
 
-def fault_stack(name: str, *, settings: dict[str, str] | None = None) -> FaultStack:
+def fault_stack(
+    name: str,
+    *,
+    settings: dict[str, str] | None = None,
+    beat: bool = False,
+    env: dict[str, str] | None = None,
+) -> FaultStack:
     redis_port, web_port = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {**test_database_env(), "TEST_REDIS_URL": redis_url, **(settings or {})}
+    env = {**(env or test_database_env()), "TEST_REDIS_URL": redis_url, **(settings or {})}
     own_redis = redis_server(redis_port).start()
     worker = celery_worker()
     worker.name, worker.env = f"{name}-worker", env
     worker.log = worker.log.with_name(f"{name}-worker.log")
+    scheduler = None
+    if beat:
+        schedule = worker.log.with_name(f"{name}-celerybeat-schedule")
+        scheduler = Service(
+            f"{name}-beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "beat",
+                "-s",
+                str(schedule),
+                "--loglevel",
+                "INFO",
+            ],
+            env=env,
+            ready=lambda service: "beat: Starting" in service.output(),
+        )
     web = Service(
         f"{name}-web",
         [
@@ -93,10 +119,12 @@ def fault_stack(name: str, *, settings: dict[str, str] | None = None) -> FaultSt
         env=env,
         ready=http_ok(f"http://127.0.0.1:{web_port}/healthz"),
     )
-    stack = FaultStack(own_redis, worker, web, redis_url, f"http://127.0.0.1:{web_port}")
+    stack = FaultStack(own_redis, worker, web, scheduler, redis_url, f"http://127.0.0.1:{web_port}")
     try:
         worker.start()
         web.start()
+        if scheduler is not None:
+            scheduler.start()
     except Exception:
         stack.stop()
         raise
@@ -252,3 +280,51 @@ class Page:
         elif kind == "error":
             self.errors.append(frame)
         self._changed.set()
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster of the test's own, on its own port, to restart."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory, self.port = directory, port
+        self.log = directory.parent / f"postgres-{port}.log"
+        self.url = f"postgres://postgres@127.0.0.1:{port}"
+
+    def _run(self, *command: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> Postgres:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory.parent, "postgres")
+            shutil.chown(self.directory, "postgres")
+        self._run(
+            str(PG_BIN / "initdb"), "-D", str(self.directory), "-A", "trust", "-U", "postgres"
+        )
+        return self
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.directory),
+            "-o",
+            options,
+            "-l",
+            str(self.log),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory), "-m", mode, "-w", "stop")
+
+
+def _pg_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else Path(shutil.which("pg_ctl") or "pg_ctl").parent
+
+
+PG_BIN = _pg_bin()

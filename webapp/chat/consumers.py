@@ -54,7 +54,7 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 MAX_FRAME_BYTES = 256 * 1024
 CLOSE_RESYNC = 1012  # "service restart": reconnect, resend, resync
-UNAVAILABLE = "Live updates are reconnecting; nothing you sent is lost."
+UNAVAILABLE = "The service is restarting; reconnecting. Nothing you sent is lost."
 MAX_LISTED = 64  # generations one subscribe may name
 MAX_SEQ = 2**31
 MAX_SEEN = 256  # generations a socket remembers the position of
@@ -90,8 +90,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         try:
             await handler(message)
-        except (redis.RedisError, OSError) as exc:
-            # Redis is away or restarted: whatever this frame changed in the database
+        except (redis.RedisError, OSError, db.OperationalError, db.InterfaceError) as exc:
+            # Redis or PostgreSQL is away or restarted: whatever this frame changed
             # stands; the page reconnects, resends what was not echoed, and resyncs.
             logger.warning("chat socket: %s: %s; closing it", type(exc).__name__, exc)
             with contextlib.suppress(Exception):

@@ -5,6 +5,9 @@ announcement made while it was away; the token logs are written again by the
 workers. Closed with "service restart", every page reconnects, resends what
 was not echoed, and resubscribes with its positions, so it catches up from the
 logs instead of waiting for an announcement that will never come.
+
+The watch is one daemon thread per process with a blocking client: nothing on
+the event loops to cancel when they close.
 """
 
 from __future__ import annotations
@@ -12,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
+import time
 import weakref
 from typing import Any
+
+import redis
 
 from inference import relay
 
@@ -21,40 +29,45 @@ logger = logging.getLogger(__name__)
 
 INTERVAL = 1.0  # seconds between two looks at Redis' run id
 
-_sockets: weakref.WeakSet[Any] = weakref.WeakSet()
-_tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
-    weakref.WeakKeyDictionary()
-)
+_sockets: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+_pid: int | None = None
 
 
 def watch(socket: Any) -> None:
     """Close ``socket`` (with its ``reset``) if Redis restarts while it is open."""
-    _sockets.add(socket)
-    loop = asyncio.get_running_loop()
-    task = _tasks.get(loop)
-    if task is None or task.done():
-        _tasks[loop] = loop.create_task(_run())
+    global _pid
+    with _lock:
+        _sockets[socket] = asyncio.get_running_loop()
+        if _pid != os.getpid():
+            _pid = os.getpid()
+            threading.Thread(target=_run, name="redis-watchdog", daemon=True).start()
 
 
-async def _run() -> None:
+def _run() -> None:
     known = None
     while True:
-        run_id = await _run_id()
+        run_id = _run_id()
         if run_id is not None:
             if known is not None and run_id != known:
-                sockets = list(_sockets)
-                logger.warning("Redis restarted: closing %d chat sockets to resync", len(sockets))
-                for socket in sockets:
-                    with contextlib.suppress(Exception):
-                        await socket.reset("Redis restarted")
+                _reset_all()
             known = run_id
-        await asyncio.sleep(INTERVAL)
+        time.sleep(INTERVAL)
 
 
-async def _run_id() -> str | None:
+def _reset_all() -> None:
+    with _lock:
+        sockets = list(_sockets.items())
+    logger.warning("Redis restarted: closing %d chat sockets to resync", len(sockets))
+    for socket, loop in sockets:
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(socket.reset("Redis restarted"), loop)
+
+
+def _run_id() -> str | None:
     try:
-        async with asyncio.timeout(2):
-            info = await relay.async_client().info("server")
-    except Exception:
+        info = relay.sync_client().info("server")
+    except (redis.RedisError, OSError):
         return None
     return str(info.get("run_id", "")) or None

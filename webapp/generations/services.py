@@ -247,6 +247,15 @@ def generation_stop(*, user: Any, generation_id: Any) -> Stopped:
     return Stopped(generation=generation, before_start=bool(ended))
 
 
+def _requeue_waiting() -> None:
+    from inference.tasks import generate
+
+    for generation_id in Generation.objects.filter(status=Status.QUEUED).values_list(
+        "pk", flat=True
+    ):
+        generate.delay(str(generation_id))
+
+
 @dataclass(frozen=True)
 class Reaped:
     generation_id: str
@@ -257,19 +266,24 @@ class Reaped:
 def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
     """Mark generations whose worker is gone as ``interrupted``, keeping the text logged so far.
 
-    A streaming generation is gone when its heartbeat has lapsed; a queued one
-    when no worker claimed it within GENERATION_QUEUED_TIMEOUT.
+    A streaming generation is gone when its heartbeat has lapsed (and Redis has
+    held heartbeats for longer than their TTL: one that came back empty has lost
+    the live ones too); a queued one when no worker claimed it within
+    GENERATION_QUEUED_TIMEOUT. After Redis came back empty, every queued
+    generation is queued again (a claim is conditional: a second task for the
+    same generation does nothing).
     """
     now = now or timezone.now()
     limits = settings.GENERATION
     grace = now - timedelta(seconds=limits["HEARTBEAT_TTL"])
     stale_queue = now - timedelta(seconds=limits["QUEUED_TIMEOUT"])
-    candidates = list(
-        Generation.objects.filter(
-            Q(status=Status.STREAMING, started_at__lt=grace)
-            | Q(status=Status.QUEUED, created_at__lt=stale_queue)
-        ).only("id", "status", "channel_group")
-    )
+    held_for, emptied = relay.redis_memory_age()
+    if emptied:
+        _requeue_waiting()
+    lost = Q(status=Status.QUEUED, created_at__lt=stale_queue)
+    if held_for >= limits["HEARTBEAT_TTL"]:
+        lost |= Q(status=Status.STREAMING, started_at__lt=grace)
+    candidates = list(Generation.objects.filter(lost).only("id", "status", "channel_group"))
     alive = relay.heartbeats_alive([str(g.pk) for g in candidates])
     reaped = []
     for generation in candidates:

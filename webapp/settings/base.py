@@ -180,10 +180,14 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "gatehouse"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The reaper runs in beat's own process (webapp/scheduler.py): it must not need the
+# worker whose generations it reaps.
+CELERY_BEAT_SCHEDULER = "webapp.scheduler:Scheduler"
 CELERY_BEAT_SCHEDULE = {
     "reap-lost-generations": {
         "task": "inference.tasks.reap_generations",
-        "schedule": timedelta(seconds=env.int("REAPER_INTERVAL", default=15)),
+        "schedule": timedelta(seconds=env.float("REAPER_INTERVAL", default=15)),
+        "options": {"in_beat": True},
     },
 }
 

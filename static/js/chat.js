@@ -207,6 +207,7 @@ const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.dataset.wsPath}`, {
   open() {
     failedAttempts = 0;
+    if (notice.dataset.code === "access-changed") hideNotice();
     setConnected(true);
     subscribe();
     flushSends();
@@ -222,6 +223,9 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
     if (event.code === 4401) {
       connectionStatus.hidden = true;
       showNotice("You are signed out. Reload the page to sign in again.", "unauthenticated");
+    } else if (event.code === 4403) {
+      // Access changed (rights, groups, password, account): the reconnect decides again.
+      showNotice("Your access changed; reconnecting.", "access-changed");
     } else if (failedAttempts === 3) {
       checkSignedIn();
     }

@@ -7,3 +7,6 @@ class AccountsConfig(AppConfig):
     name = "webapp.accounts"
     label = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401

@@ -41,6 +41,19 @@ class User(AbstractUser):
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
+    # What open sockets depend on, as last loaded or saved (see accounts/signals.py).
+    loaded_access: tuple[Any, ...] | None = None
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> User:
+        instance = super().from_db(db, field_names, values)
+        if {"password", "is_active", "is_staff", "is_superuser"} <= set(field_names):
+            instance.loaded_access = instance.access_snapshot()
+        return instance
+
+    def access_snapshot(self) -> tuple[Any, ...]:
+        return (self.is_active, self.is_staff, self.is_superuser, self.password)
+
     class Meta:
         ordering = ["email"]
 

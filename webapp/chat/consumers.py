@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django import db
 
 from inference import relay
+from webapp.accounts import revocation
 from webapp.core.errors import ApplicationError
 from webapp.core.ids import is_uuid
 from webapp.generations import selectors as generation_selectors
@@ -54,6 +55,11 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 MAX_FRAME_BYTES = 256 * 1024
 CLOSE_RESYNC = 1012  # "service restart": reconnect, resend, resync
+CHANGES = frozenset({"send", "regenerate", "stop"})  # frames that change something
+REVOKED = {
+    revocation.CLOSE_SIGNED_OUT: "You are signed out.",
+    revocation.CLOSE_ACCESS_CHANGED: "Your access changed; reconnecting.",
+}
 UNAVAILABLE = "The service is restarting; reconnecting. Nothing you sent is lost."
 MAX_LISTED = 64  # generations one subscribe may name
 MAX_SEQ = 2**31
@@ -65,16 +71,49 @@ class FrameError(ApplicationError):
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    revoked = False
+    session_key: str | None = None
+
     async def connect(self) -> None:
         self.user = self.scope["user"]
         self.watching: set[str] = set()
         self.seen: dict[str, int] = {}
+        ended = not self.user.is_authenticated
+        if not ended:
+            # Read before the socket opens: a change from then on is seen by the next frame.
+            session = self.scope.get("session")
+            self.session_key = session.session_key if session is not None else None
+            self.epoch, ended = await revocation.access_state_async(self.user.pk, self.session_key)
         await self.accept()
-        if not self.user.is_authenticated:
+        if ended:
             # Accept, then close with a code the browser can read: signed out.
-            await self.close(code=4401)
+            await self.close(code=revocation.CLOSE_SIGNED_OUT)
             return
+        await self._watch(revocation.user_group(self.user.pk))
         watchdog.watch(self)
+
+    async def access_revoked(self, message: dict[str, Any]) -> None:
+        """The user signed out here, or their access changed: honour nothing more."""
+        if message["session"] in (None, self.session_key):
+            self.revoked = True
+            await self.close(code=message["code"])
+
+    async def _still_allowed(self) -> bool:
+        """Whether the access this socket was opened with still holds (checked per change)."""
+        epoch, ended = await revocation.access_state_async(self.user.pk, self.session_key)
+        if ended or epoch != self.epoch:
+            self.revoked = True
+            code = revocation.CLOSE_SIGNED_OUT if ended else revocation.CLOSE_ACCESS_CHANGED
+            await self._send(
+                {
+                    "type": "error",
+                    "code": "signed_out" if ended else "access_changed",
+                    "detail": REVOKED[code],
+                }
+            )
+            await self.close(code=code)
+            return False
+        return True
 
     async def reset(self, reason: str) -> None:
         """Close so the page reconnects and resyncs from the logs (Redis lost its state)."""
@@ -103,11 +142,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.revoked:
+            return
         try:
             frame = _parse(text_data, bytes_data)
             handler = getattr(self, f"on_{frame['type']}", None)
             if handler is None:
                 raise FrameError(f"Unknown frame type {frame['type']!r}.", code="unknown_type")
+            if frame["type"] in CHANGES and not await self._still_allowed():
+                return
             await handler(frame)
         except ApplicationError as exc:
             await self._send({"type": "error", "code": exc.code, "detail": exc.detail})

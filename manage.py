@@ -8,7 +8,7 @@ import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.production")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ def bench_env(
     env = {
         "DJANGO_SETTINGS_MODULE": "webapp.settings.dev",
         "DEBUG": "0",
+        "SECRET_KEY": "bench-" + secrets.token_hex(16),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

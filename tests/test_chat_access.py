@@ -32,9 +32,35 @@ async def test_anonymous_visitors_are_told_they_are_signed_out_and_disconnected(
     }
 
 
-async def test_a_socket_from_a_foreign_origin_is_refused(user):
-    connected, _ = await open_socket(user, origin="https://evil.example")
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost:8080",  # another port of the same host
+        "https://localhost",  # another scheme
+        "http://localhost.evil.example",
+        "null",
+        "",
+    ],
+)
+async def test_a_socket_from_another_origin_is_refused(user, origin):
+    connected, _ = await open_socket(user, origin=origin)
     assert not connected
+
+
+async def test_a_socket_from_the_sites_own_origin_is_accepted(user):
+    connected, socket = await open_socket(user, origin="http://localhost")
+    assert connected
+    await socket.close()
+
+
+async def test_json_nested_deep_gets_an_error_and_the_socket_stays_usable(user):
+    socket = await connect(user)
+    await socket.send("[" * 100_000 + "]" * 100_000)
+    assert (await socket.receive())["code"] == "bad_json"
+    await socket.send({"type": "dance"})
+    assert (await socket.receive())["code"] == "unknown_type"
+    await socket.close()
 
 
 async def test_subscribing_to_someone_elses_conversation_is_refused_and_hears_nothing(

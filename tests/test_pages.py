@@ -152,3 +152,32 @@ def test_production_settings_pass_the_deployment_checks():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def _manage_check(**settings: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG")
+    }
+    env.update(DATABASE_URL="sqlite:///:memory:", **settings)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_without_a_settings_module_the_production_settings_apply_and_need_a_key():
+    result = _manage_check()
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_the_development_settings_refuse_the_published_key_with_debug_off():
+    refused = _manage_check(DJANGO_SETTINGS_MODULE="webapp.settings.dev", DEBUG="0")
+    assert refused.returncode != 0 and "development key" in refused.stderr
+    allowed = _manage_check(DJANGO_SETTINGS_MODULE="webapp.settings.dev", DEBUG="1")
+    assert allowed.returncode == 0, allowed.stderr
+    keyed = _manage_check(
+        DJANGO_SETTINGS_MODULE="webapp.settings.dev", DEBUG="0", SECRET_KEY="s" * 50
+    )
+    assert keyed.returncode == 0, keyed.stderr

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.dev")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.production")
 
 app = Celery("gatehouse")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -294,6 +294,8 @@ def _parse(text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
         frame = json.loads(text_data)
     except ValueError as exc:
         raise FrameError("The frame is not valid JSON.", code="bad_json") from exc
+    except RecursionError as exc:  # JSON nested thousands deep
+        raise FrameError("The frame is nested too deeply.", code="bad_json") from exc
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
         raise FrameError("A frame must be a JSON object with a string 'type'.")
     return frame

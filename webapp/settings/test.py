@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import *  # noqa: F403
 from .base import CHANNEL_LAYERS, GENERATION, channel_layer_host, env
 
+SECRET_KEY = "test-settings-key-for-the-test-suite-only"  # noqa: S105 - tests only
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/9")
 CHANNEL_LAYERS["default"]["CONFIG"] = {
     "hosts": [channel_layer_host(REDIS_URL)],

@@ -245,3 +245,24 @@ def test_a_long_conversation_does_not_load_every_replys_frozen_history(
     select = next(q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT"))
     assert '"generations_generation"."messages"' not in select
     assert '"generations_generation"."text"' in select
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["user deactivated", "model made private", "model retired"])
+def test_the_claim_checks_access_again_and_refuses_what_was_lost_meanwhile(
+    user, conversation, unqueued, change
+):
+    from webapp.generations.services import GenerationRefused
+
+    sent = message_send(user=user, conversation_id=conversation.pk, content="Go")
+    if change == "user deactivated":
+        type(user).objects.filter(pk=user.pk).update(is_active=False)
+    elif change == "model made private":
+        type(conversation.model).objects.filter(pk=conversation.model.pk).update(
+            access_policy="private"
+        )
+    else:
+        type(conversation.model).objects.filter(pk=conversation.model.pk).update(is_active=False)
+    with pytest.raises(GenerationRefused) as refused:
+        generation_claim(generation_id=str(sent.assistant_message.generation_id))
+    assert refused.value.code == "forbidden"

@@ -121,7 +121,11 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, params, group, endpoints = claimed
+    messages, params, group, endpoints, access = claimed
+    if not _still_allowed(access):
+        raise GenerationRefused(
+            "forbidden", "You no longer have access to this model.", group=group
+        )
     if not endpoints:
         raise GenerationRefused(
             "no_endpoint", "This model has no server configured right now.", group=group
@@ -136,13 +140,40 @@ def generation_claim(*, generation_id: str) -> Job | None:
     )
 
 
-_Claimed = tuple[list[ChatMessage], dict[str, Any], str, list[Endpoint]]
+@dataclass(frozen=True)
+class _Access:
+    """What the access rule needs, read with the claim: the user, the model, the origin."""
+
+    user_id: Any
+    user_active: bool
+    user_staff: bool
+    model_id: Any
+    model_active: bool
+    policy: str
+    origin: str
+
+
+def _still_allowed(access: _Access) -> bool:
+    """The access rule again, as the worker takes the generation (it may have changed)."""
+    from webapp.accounts.models import User
+
+    user = User(pk=access.user_id, is_active=access.user_active, is_staff=access.user_staff)
+    model = LanguageModel(pk=access.model_id, is_active=access.model_active)
+    model.access_policy = access.policy
+    return model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[access.origin])
+
+
+_Claimed = tuple[list[ChatMessage], dict[str, Any], str, list[Endpoint], _Access]
 
 # Double-quoted names read the same to PostgreSQL and SQLite.
 _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
 WHERE "id" = %s AND "status" = %s
-RETURNING "language_model_id", "messages", "params", "channel_group"
+RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin"
+"""
+_ACCESS = """
+SELECT u."is_active", u."is_staff", m."is_active", m."access_policy"
+FROM "accounts_user" u, "catalog_languagemodel" m WHERE u."id" = %s AND m."id" = %s
 """
 # PostgreSQL claims and reads the model's active endpoints in one statement: a row per
 # endpoint (one with NULLs when there is none), none when the generation was not queued.
@@ -151,9 +182,12 @@ _CLAIM_WITH_ENDPOINTS = (
     + _CLAIM
     + """)
 SELECT c."messages", c."params", c."channel_group",
+       c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
+       c."origin",
        e."id", e."url", e."api_key", m."backend", m."backend_model"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
+JOIN "accounts_user" u ON u."id" = c."user_id"
 LEFT JOIN "catalog_modelendpoint" e ON e."model_id" = m."id" AND e."is_active"
 """
 )
@@ -171,18 +205,23 @@ def _claim(generation_id: str) -> _Claimed | None:
             rows = cursor.fetchall()
             if not rows:
                 return None
-            endpoints = [_endpoint(*row[3:]) for row in rows if row[3] is not None]
+            endpoints = [_endpoint(*row[10:]) for row in rows if row[10] is not None]
             messages, params, group = rows[0][:3]
-            return _json(messages), _json(params), group, endpoints
+            return _json(messages), _json(params), group, endpoints, _Access(*rows[0][3:10])
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    model_id, messages, params, group = row
+        if row is None:
+            return None
+        model_id, messages, params, group, user_id, origin = row
+        cursor.execute(_ACCESS, [user_id, model_id])
+        user_active, user_staff, model_active, policy = cursor.fetchone()
+    access = _Access(
+        user_id, bool(user_active), bool(user_staff), model_id, bool(model_active), policy, origin
+    )
     rows = ModelEndpoint.objects.filter(model_id=model_id, is_active=True).values_list(
         "id", "url", "api_key", "model__backend", "model__backend_model"
     )
-    return _json(messages), _json(params), group, [_endpoint(*r) for r in rows]
+    return _json(messages), _json(params), group, [_endpoint(*r) for r in rows], access
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:

@@ -63,10 +63,10 @@ def test_load_models_creates_then_updates_without_duplicates(models_file, monkey
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("backend: tgi", "backend: grpc"), "backend must be one of"),
+        (("backend: tgi", "backend: grpc"), "llama-7b: backend: must be one of"),
         (("top_p: 0.95", "top_p: 1.0"), "top_p must be greater than 0 and less than 1"),
-        (("access_policy: public", "access_policy: everyone"), "access_policy must be one of"),
-        (("endpoints: [http://vllm:8000/v1]", "endpoints: [ftp://x]"), "is not valid"),
+        (("access_policy: public", "access_policy: everyone"), "access_policy: must be one of"),
+        (("endpoints: [http://vllm:8000/v1]", "endpoints: [ftp://x]"), r"endpoints\[0\]\.url: "),
         (("slug: vicuna", "slug: Vicuna 13B"), "use lowercase letters"),
         (("models:", "modelz:"), "list of models"),
     ],
@@ -220,9 +220,11 @@ def test_staff_who_may_change_endpoints_set_a_new_key_that_no_page_shows_afterwa
     )
     url = f"/admin/catalog/languagemodel/{endpoint.model.pk}/change/"
 
-    refused = client.post(url, change_form(endpoint, **{"endpoints-0-api_key": SECRET}) | {
-        "default_params": '{"top_p": 7}'
-    })
+    refused = client.post(
+        url,
+        change_form(endpoint, **{"endpoints-0-api_key": SECRET})
+        | {"default_params": '{"top_p": 7}'},
+    )
     assert refused.status_code == 200  # the form comes back with its error...
     assert SECRET not in refused.content.decode()  # ...without the key that was typed
     endpoint.refresh_from_db()
@@ -312,15 +314,14 @@ def test_loading_the_same_valid_file_twice_changes_nothing_the_second_time(model
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)", "data:text/html,x"],
+    "url", ["javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)", "data:,x"]
 )
 def test_the_model_page_never_links_a_licence_url_that_is_not_http(client, url):
     model = LanguageModelFactory(access_policy="public", licence_name="Odd", licence_url=url)
     page = client.get(model.get_absolute_url()).content.decode()
-    assert "Odd" in page
-    assert 'href="javascript' not in page.lower() and "href=\" java" not in page.lower()
-    assert 'id="model-licence"' in page and "<a href" not in page.split('id="model-licence"')[0][-200:]
+    licence = page.split("Licence:")[1].split("</span>")[0]
+    assert "Odd" in licence
+    assert "<a" not in licence and "href" not in licence
 
 
 def test_the_model_page_links_an_https_licence_url(client):

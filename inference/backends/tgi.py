@@ -199,5 +199,13 @@ def _reading_error(exc: Exception) -> BackendError:
 
 
 def _chatml(messages: list[ChatMessage]) -> str:
-    turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    """ChatML for a TGI without /chat_tokenize. Markers typed in a message are broken up
+    (a zero-width space after ``<``), so a user cannot end their turn and open another."""
+    turns = "".join(
+        f"<|im_start|>{m['role']}\n{_unmarked(m['content'])}<|im_end|>\n" for m in messages
+    )
     return turns + "<|im_start|>assistant\n"
+
+
+def _unmarked(text: str) -> str:
+    return text.replace("<|", "<\u200b|")

@@ -35,5 +35,7 @@ RUN useradd --create-home --uid 10001 --user-group gatehouse
 USER gatehouse
 
 EXPOSE 8000
-CMD ["uvicorn", "webapp.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--forwarded-allow-ips", "*"]
+# Client addresses come from X-Forwarded-For only when the peer is one of
+# TRUSTED_PROXIES (addresses or networks, comma-separated; default none).
+ENV TRUSTED_PROXIES=""
+CMD ["sh", "-c", "exec uvicorn webapp.asgi:application --host 0.0.0.0 --port 8000 --proxy-headers --forwarded-allow-ips \"$TRUSTED_PROXIES\""]

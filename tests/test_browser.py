@@ -42,8 +42,16 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(20_000)
+    refused: list[str] = []  # what the Content-Security-Policy blocked on our own pages
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert refused == []
 
 
 def sign_up_and_verify(page: Page, site, email: str) -> None:

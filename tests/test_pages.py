@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.factories import (
+    PASSWORD,
     ConversationFactory,
     LanguageModelFactory,
     MessageFactory,
@@ -181,3 +182,26 @@ def test_the_development_settings_refuse_the_published_key_with_debug_off():
         DJANGO_SETTINGS_MODULE="webapp.settings.dev", DEBUG="0", SECRET_KEY="s" * 50
     )
     assert keyed.returncode == 0, keyed.stderr
+
+
+def test_every_page_forbids_inline_script_and_unused_browser_features(client, member):
+    conversation = ConversationFactory(user=member)
+    for url in ["/", f"/c/{conversation.pk}/", "/accounts/login/", "/models/"]:
+        response = client.get(url, follow=True)
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "frame-ancestors 'none'" in policy
+        assert "camera=()" in response.headers["Permissions-Policy"]
+        inline = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>", response.text)
+        assert inline == [], url
+
+
+def test_the_admin_signs_in_through_the_rate_limited_login(client):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    assert client.get("/admin/login/").url.startswith("/accounts/login/")
+    for _ in range(12):
+        client.post("/admin/login/", {"username": staff.email, "password": "wrong"})
+        client.post("/accounts/login/", {"login": staff.email, "password": "wrong"})
+    response = client.post("/accounts/login/", {"login": staff.email, "password": PASSWORD})
+    assert "Too many failed login attempts" in response.text  # even the right password
+    assert client.get("/admin/").status_code != 200

@@ -266,3 +266,44 @@ def test_the_claim_checks_access_again_and_refuses_what_was_lost_meanwhile(
     with pytest.raises(GenerationRefused) as refused:
         generation_claim(generation_id=str(sent.assistant_message.generation_id))
     assert refused.value.code == "forbidden"
+
+
+def test_a_long_history_is_trimmed_oldest_turns_first_keeping_the_system_prompt():
+    from webapp.generations.services import context_fit, estimated_tokens
+
+    history = [{"role": "system", "content": "Be brief."}]
+    for turn in range(10):
+        history += [
+            {"role": "user", "content": f"question {turn} " + "x" * 300},
+            {"role": "assistant", "content": f"answer {turn} " + "y" * 300},
+        ]
+    history.append({"role": "user", "content": "the last question"})
+    kept = context_fit(history, 500)
+    assert kept[0] == history[0]  # the system prompt stays
+    assert kept[-1] == history[-1]  # and the message being answered
+    assert kept[1]["role"] == "user"  # the history starts with a turn, not a reply
+    assert sum(map(estimated_tokens, kept)) <= 500
+    assert [m["content"] for m in kept[1:]] == [m["content"] for m in history[-len(kept) + 1 :]]
+    assert context_fit(history, 100_000) == history
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trimmed_history_is_saved_and_shown_with_the_reply(user, unqueued):
+    from webapp.chat.selectors import message_serialize
+
+    model = LanguageModelFactory(
+        slug="small", backend="openai", context_length=300, default_params={"max_new_tokens": 50}
+    )
+    conversation = ConversationFactory(user=user, model=model)
+    for turn in range(4):
+        sent = message_send(user=user, conversation_id=conversation.pk, content="z" * 200)
+        Generation.objects.filter(pk=sent.assistant_message.generation_id).update(
+            status=Status.DONE, text="w" * 200
+        )
+    sent = message_send(user=user, conversation_id=conversation.pk, content="now")
+    generation = Generation.objects.get(pk=sent.assistant_message.generation_id)
+    assert generation.trimmed_messages > 0
+    assert generation.messages[-1]["content"] == "now"
+    assert len(generation.messages) + generation.trimmed_messages == 9
+    frame = message_serialize(sent.assistant_message)
+    assert frame["generation"]["trimmed_messages"] == generation.trimmed_messages

@@ -9,11 +9,15 @@ const DEFAULT_DETAILS = {
 };
 
 /** Show `status`, `error` and `stats` in the reply element `el`. */
-export function renderReplyState(el, { status, stats, error }) {
+export function renderReplyState(el, { status, stats, error, trimmed = 0 }) {
   el.dataset.status = status;
   el.querySelector(".status-badge").textContent = BADGES[status] || "";
   el.querySelector(".error-detail").textContent = error?.detail || DEFAULT_DETAILS[status] || "";
-  el.querySelector(".message-stats").replaceChildren(...statsParts(stats).map(span));
+  const parts = statsParts(stats);
+  if (trimmed) {
+    parts.push(`${trimmed} earlier message${trimmed === 1 ? "" : "s"} left out to fit the model's context`);
+  }
+  el.querySelector(".message-stats").replaceChildren(...parts.map(span));
 }
 
 function statsParts(stats) {

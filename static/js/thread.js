@@ -183,6 +183,7 @@ export class Thread {
       raw: data.content || "",
       stats: generation?.stats || null,
       error: generation?.error || null,
+      trimmed: generation?.trimmed_messages || 0,
       createdAt: data.created_at || "",
       el,
       content: el.querySelector(".message-content"),

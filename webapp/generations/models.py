@@ -49,6 +49,8 @@ class Generation(BaseModel):
     origin = models.CharField(max_length=16, choices=Origin.choices)
     # The input, frozen when the generation is created: chat messages, or a raw prompt.
     messages = models.JSONField(default=list, blank=True)
+    # Older turns left out of ``messages`` to fit the model's context length.
+    trimmed_messages = models.PositiveIntegerField(default=0)
     prompt = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True, help_text="Sampling parameters as sent.")
     channel_group = models.CharField(

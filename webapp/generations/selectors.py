@@ -35,6 +35,8 @@ def generation_summary(generation: Generation) -> dict[str, Any]:
     }
     if generation.error_code:
         data["error"] = {"code": generation.error_code, "detail": generation.error_detail}
+    if generation.trimmed_messages:
+        data["trimmed_messages"] = generation.trimmed_messages
     return data
 
 

@@ -77,17 +77,45 @@ def generation_create(
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
     generation_id = uuid.uuid4()
+    sent = _params(model=model, overrides=params or {}, with_defaults=with_defaults)
+    budget = model.context_length - sent.get("max_new_tokens", 0)
+    kept = context_fit(list(messages), budget)
     generation = Generation.objects.create(
         id=generation_id,
         user=user,
         language_model=model,
         origin=origin,
-        messages=list(messages),
-        params=_params(model=model, overrides=params or {}, with_defaults=with_defaults),
+        messages=kept,
+        trimmed_messages=len(messages) - len(kept),
+        params=sent,
         channel_group=group or generation_group(generation_id),
     )
     generate.delay_on_commit(str(generation_id))
     return generation
+
+
+CHARS_PER_TOKEN = 3  # a cautious guess: most tokenizers average 3.5 to 4 on English
+TOKENS_PER_MESSAGE = 8  # the chat template's role markers around each message
+
+
+def estimated_tokens(message: ChatMessage) -> int:
+    return len(message["content"]) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE
+
+
+def context_fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
+    """Drop the oldest turns until ``messages`` fit in ``budget`` tokens (estimated).
+
+    System messages and the last message (the one being answered) are always
+    kept; a turn goes with its reply, so the history never starts with one.
+    """
+    system = [m for m in messages if m["role"] == "system"]
+    turns = [m for m in messages if m["role"] != "system"]
+    used = sum(map(estimated_tokens, system + turns))
+    while used > budget and len(turns) > 1:
+        used -= estimated_tokens(turns.pop(0))
+        while len(turns) > 1 and turns[0]["role"] == "assistant":
+            used -= estimated_tokens(turns.pop(0))
+    return system + turns
 
 
 def _params(

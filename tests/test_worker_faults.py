@@ -73,7 +73,10 @@ async def test_a_killed_worker_is_reaped_by_beat_while_no_worker_runs(stack, pag
     assert (await page.until_done(again, timeout=10)).done["status"] == "done"
 
 
-async def test_a_worker_told_to_stop_finishes_what_it_can_then_interrupts_the_rest(stack, page):
+@pytest.mark.parametrize("run", range(drill_runs(1)))
+async def test_a_worker_told_to_stop_finishes_what_it_can_then_interrupts_the_rest(
+    stack, page, run
+):
     short = await page.send("Short " + directive(n_tokens=10, rate=10))  # 1 s
     long = await page.send("Long " + directive(n_tokens=400, rate=20))  # 20 s
     await page.until_text(long, 6)

@@ -2,11 +2,14 @@
 
 ``/readyz`` never waits on a model server: it answers from probe results that
 background threads refresh, so a hung backend cannot hold requests (or the
-load balancer's probe) for its timeout.
+load balancer's probe) for its timeout. The answer says only whether the
+database, Redis and at least one backend are up: never an endpoint's URL or key,
+which the background probe alone uses, to call that endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -20,6 +23,8 @@ from inference import relay
 from inference.backends.health import endpoint_probe
 from inference.params import BackendKind
 from webapp.catalog.selectors import endpoint_list_serving
+
+logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 2.0
 
@@ -42,15 +47,29 @@ class ProbeCache:
             self._results = {t: result for t, result in self._results.items() if t in targets}
             stale = {t for t in targets if now - self._results.get(t, _UNPROBED)[0] >= max_age}
             for target in stale - self._in_flight:
-                self._in_flight.add(target)
-                threading.Thread(target=self._probe, args=(target,), daemon=True).start()
+                self._start_probe(target)
             return any(self._results.get(t, _UNPROBED)[1] for t in targets)
+
+    def _start_probe(self, target: Target) -> None:
+        # Called with the lock held, so the probe cannot finish before it is marked in flight.
+        thread = threading.Thread(
+            target=self._probe, args=(target,), name="readyz-probe", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: unhealthy until the next request tries again
+            logger.warning("Cannot start a health probe thread.")
+            return
+        self._in_flight.add(target)
 
     def _probe(self, target: Target) -> None:
         kind, url, api_key = target
         healthy = False
         try:
             healthy = endpoint_probe(kind=kind, url=url, api_key=api_key, timeout=PROBE_TIMEOUT)
+        except Exception as exc:
+            # Only the type: the message may quote the endpoint's URL or key.
+            logger.warning("A %s endpoint's health probe failed: %s", kind, type(exc).__name__)
         finally:
             with self._lock:
                 self._results[target] = (time.monotonic(), healthy)

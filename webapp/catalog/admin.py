@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import LanguageModel, ModelEndpoint
 from .services import MODEL_FIELDS, ModelSpecError, model_params_check
@@ -14,6 +15,7 @@ class EndpointForm(forms.ModelForm):
 
     api_key = forms.CharField(
         required=False,
+        label="New API key",
         widget=forms.PasswordInput(render_value=False),
         help_text="Leave blank to keep the current key.",
     )
@@ -22,6 +24,11 @@ class EndpointForm(forms.ModelForm):
     class Meta:
         model = ModelEndpoint
         fields = ["url", "api_key", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Not even as an initial value: no widget can print it, and only a typed key is a change.
+        self.initial.pop("api_key", None)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -36,6 +43,18 @@ class EndpointInline(admin.TabularInline):
     model = ModelEndpoint
     form = EndpointForm
     extra = 1
+    readonly_fields = ["key_status"]
+
+    def get_fields(self, request: HttpRequest, obj: LanguageModel | None = None) -> list[str]:
+        # Without change permission every field is shown read-only, with its stored value:
+        # the key is then left out, so no page ever prints it.
+        if self.has_change_permission(request, obj):
+            return ["url", "api_key", "clear_api_key", "is_active", "key_status"]
+        return ["url", "is_active", "key_status"]
+
+    @admin.display(description="API key")
+    def key_status(self, endpoint: ModelEndpoint) -> str:
+        return "set" if endpoint.api_key else "not set"
 
 
 class LanguageModelForm(forms.ModelForm):

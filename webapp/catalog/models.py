@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 
 from webapp.core.models import BaseModel
+
+# The only schemes a URL shown as a link may have: no javascript:, data:, file: or ftp:.
+LINK_SCHEMES = ("http", "https")
+
+
+def link_href(url: str) -> str:
+    """Return ``url`` as a browser would read it if it is an http(s) URL with a host, else ""."""
+    try:
+        parts = urlsplit(url)  # lowercases the scheme, drops tabs, newlines, leading blanks
+    except ValueError:
+        return ""
+    return urlunsplit(parts) if parts.scheme in LINK_SCHEMES and parts.netloc else ""
 
 
 class AccessPolicy(models.TextChoices):
@@ -27,7 +40,7 @@ class LanguageModel(BaseModel):
     display_name = models.CharField(max_length=200)
     description = models.TextField(blank=True, help_text="The model card, in Markdown.")
     licence_name = models.CharField(max_length=200, blank=True)
-    licence_url = models.URLField(blank=True)
+    licence_url = models.URLField(blank=True, validators=[URLValidator(schemes=LINK_SCHEMES)])
     backend = models.CharField(max_length=16, choices=BackendKind.choices)
     backend_model = models.CharField(
         max_length=200,
@@ -53,6 +66,10 @@ class LanguageModel(BaseModel):
         from django.urls import reverse
 
         return reverse("catalog:model_detail", kwargs={"slug": self.slug})
+
+    def licence_link(self) -> str:
+        """Return the licence URL if it may be a link, else "" (whatever the database holds)."""
+        return link_href(self.licence_url)
 
 
 def validate_endpoint_url(value: str) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils.text import slugify
 
 from inference.params import ParamsError, params_parse
 
-from .models import AccessPolicy, BackendKind, LanguageModel, ModelEndpoint, validate_endpoint_url
+from .models import LanguageModel, ModelEndpoint
 
 # The fields a model definition may set, besides its slug and endpoints (the admin shows them too).
 MODEL_FIELDS = (
@@ -27,92 +29,164 @@ MODEL_FIELDS = (
     "is_active",
     "position",
 )
+ENDPOINT_FIELDS = ("url", "api_key")
 
 
 class ModelSpecError(ValueError):
-    """A model definition cannot be loaded; the message names the model and the field."""
+    """Model definitions cannot be loaded; each message names the model and the field."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = list(messages)
 
 
 def model_params_check(*, backend: str, params: Mapping[str, Any], context_length: int) -> None:
     """Raise ModelSpecError if ``params`` are outside ``backend``'s ranges."""
+    if not isinstance(params, Mapping):
+        raise ModelSpecError("default_params: must be a mapping of sampling parameters.")
     try:
         params_parse(params, backend=backend, context_length=context_length)  # type: ignore[arg-type]
     except ParamsError as exc:
         raise ModelSpecError(f"default_params: {exc}") from exc
 
 
-@transaction.atomic
 def model_upsert(*, spec: Mapping[str, Any]) -> tuple[LanguageModel, bool]:
     """Create or update the model ``spec["slug"]`` and replace its endpoints.
 
     Endpoints not named any more are deactivated rather than deleted; an endpoint
     named without ``api_key`` keeps the key it had.
     """
-    slug, fields, endpoints = _parse_spec(spec)
-    model, created = LanguageModel.objects.update_or_create(slug=slug, defaults=fields)
-    kept = []
-    for endpoint in endpoints:
-        defaults: dict[str, Any] = {"is_active": True}
-        if "api_key" in endpoint:
-            defaults["api_key"] = endpoint["api_key"]
-        row, _ = ModelEndpoint.objects.update_or_create(
-            model=model, url=endpoint["url"], defaults=defaults
-        )
-        kept.append(row.pk)
-    model.endpoints.exclude(pk__in=kept).update(is_active=False)
-    return model, created
+    [result] = model_load_many(specs=[spec])
+    return result
 
 
-def model_load_many(*, specs: list[Mapping[str, Any]]) -> list[tuple[LanguageModel, bool]]:
-    """Upsert every spec, all or nothing."""
+def model_load_many(*, specs: Any) -> list[tuple[LanguageModel, bool]]:
+    """Upsert every spec, all or nothing.
+
+    Every field is validated first, as the admin validates it (``full_clean``: types,
+    lengths, choices, URLs), and the ModelSpecError raised lists every problem of
+    every spec; nothing is written unless all of them are valid.
+    """
     if not isinstance(specs, list):
         raise ModelSpecError("The file must hold a list of models under 'models:'.")
     with transaction.atomic():
-        return [model_upsert(spec=spec) for spec in specs]
+        plans, errors, slugs = [], [], set()
+        for spec in specs:
+            try:
+                plans.append(_plan(spec, slugs))
+            except ModelSpecError as exc:
+                errors.extend(exc.messages)
+        if errors:
+            raise ModelSpecError(*errors)
+        return [_plan_save(plan) for plan in plans]
 
 
-def _parse_spec(spec: Mapping[str, Any]) -> tuple[str, dict[str, Any], list[dict[str, str]]]:
+@dataclass
+class _Plan:
+    """A validated model, not saved yet, and its endpoints as (url, api key or None to keep)."""
+
+    model: LanguageModel
+    endpoints: list[tuple[str, str | None]]
+
+
+def _plan(spec: Any, slugs: set[str]) -> _Plan:
     if not isinstance(spec, Mapping):
         raise ModelSpecError("Each model must be a mapping of fields.")
     slug = str(spec.get("slug") or "")
     if not slug or slugify(slug) != slug:
         raise ModelSpecError(f"slug {slug!r}: use lowercase letters, digits and hyphens.")
+    if slug in slugs:
+        raise ModelSpecError(f"{slug}: slug: appears more than once in the file.")
+    slugs.add(slug)
+    errors = []
     unknown = set(spec) - set(MODEL_FIELDS) - {"slug", "endpoints"}
     if unknown:
-        raise ModelSpecError(f"{slug}: unknown field(s) {', '.join(sorted(unknown))}.")
-    fields = {key: spec[key] for key in MODEL_FIELDS if key in spec}
-    fields.setdefault("display_name", slug)
-    if fields.get("backend") not in BackendKind.values:
-        raise ModelSpecError(f"{slug}: backend must be one of {', '.join(BackendKind.values)}.")
-    policy = fields.setdefault("access_policy", AccessPolicy.REGISTERED)
-    if policy not in AccessPolicy.values:
-        raise ModelSpecError(
-            f"{slug}: access_policy must be one of {', '.join(AccessPolicy.values)}."
-        )
-    try:
-        model_params_check(
-            backend=fields["backend"],
-            params=fields.get("default_params") or {},
-            context_length=int(fields.get("context_length", 4096)),
-        )
-    except (ModelSpecError, TypeError, ValueError) as exc:
-        raise ModelSpecError(f"{slug}: {exc}") from exc
-    return slug, fields, _parse_endpoints(slug, spec.get("endpoints"))
+        errors.append(f"{slug}: unknown field(s) {', '.join(sorted(unknown))}.")
+    model = LanguageModel.objects.filter(slug=slug).first() or LanguageModel(
+        slug=slug, display_name=slug
+    )
+    for key in MODEL_FIELDS:
+        if key in spec:
+            setattr(model, key, spec[key])
+    errors += _model_errors(slug, model)
+    endpoints, endpoint_errors = _endpoints(slug, spec.get("endpoints"))
+    errors += endpoint_errors
+    if errors:
+        raise ModelSpecError(*errors)
+    return _Plan(model=model, endpoints=endpoints)
 
 
-def _parse_endpoints(slug: str, raw: Any) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not raw:
-        raise ModelSpecError(f"{slug}: endpoints must be a non-empty list.")
-    endpoints = []
-    for item in raw:
-        endpoint = {"url": item} if isinstance(item, str) else dict(item or {})
+def _model_errors(slug: str, model: LanguageModel) -> list[str]:
+    problems = _field_errors(model)
+    errors = [f"{slug}: {field}: {message}" for field, message in problems]
+    # model_params_check reads these fields: it can only run once they are valid themselves.
+    if not {field for field, _ in problems} & {"backend", "context_length", "default_params"}:
         try:
-            validate_endpoint_url(endpoint.get("url", ""))
-        except ValidationError as exc:
-            raise ModelSpecError(
-                f"{slug}: endpoint URL {endpoint.get('url')!r} is not valid."
-            ) from exc
-        endpoints.append(
-            {k: "" if v is None else str(v) for k, v in endpoint.items() if k in ("url", "api_key")}
+            model_params_check(
+                backend=model.backend,
+                params=model.default_params,
+                context_length=model.context_length,
+            )
+        except ModelSpecError as exc:
+            errors.append(f"{slug}: {exc}")
+    return errors
+
+
+def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[str]]:
+    if not isinstance(raw, list) or not raw:
+        return [], [f"{slug}: endpoints: must be a non-empty list."]
+    endpoints: list[tuple[str, str | None]] = []
+    errors = []
+    for index, item in enumerate(raw):
+        where = f"{slug}: endpoints[{index}]"
+        fields = {"url": item} if isinstance(item, str) else item
+        if not isinstance(fields, Mapping):
+            errors.append(f"{where}: must be a URL or a mapping with url and api_key.")
+            continue
+        if unknown := set(fields) - set(ENDPOINT_FIELDS):
+            errors.append(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}.")
+        values = {k: "" if v is None else str(v) for k, v in fields.items() if k in ENDPOINT_FIELDS}
+        endpoint = ModelEndpoint(**values)
+        problems = _field_errors(endpoint, exclude=["model"])
+        if endpoint.url in (url for url, _ in endpoints):
+            problems.append(("url", f"{endpoint.url!r} is listed twice."))
+        errors += [f"{where}.{field}: {message}" for field, message in problems]
+        endpoints.append((endpoint.url, endpoint.api_key if "api_key" in values else None))
+    return endpoints, errors
+
+
+def _field_errors(instance: Model, exclude: list[str] | None = None) -> list[tuple[str, str]]:
+    """Return ``instance.full_clean()``'s errors as (field, message) pairs."""
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        # dict.fromkeys: two validators of one field (licence_url's) may say the same thing.
+        return list(
+            dict.fromkeys(
+                (field, _message(instance, field, error))
+                for field, field_errors in exc.error_dict.items()
+                for error in field_errors
+            )
         )
-    return endpoints
+    return []
+
+
+def _message(instance: Model, field: str, error: ValidationError) -> str:
+    if error.code == "invalid_choice":
+        choices = instance._meta.get_field(field).choices or []
+        return f"must be one of {', '.join(str(value) for value, _ in choices)}."
+    return " ".join(error.messages)
+
+
+def _plan_save(plan: _Plan) -> tuple[LanguageModel, bool]:
+    model, created = plan.model, plan.model._state.adding
+    model.save()
+    kept = []
+    for url, api_key in plan.endpoints:
+        defaults: dict[str, Any] = {"is_active": True}
+        if api_key is not None:
+            defaults["api_key"] = api_key
+        row, _ = ModelEndpoint.objects.update_or_create(model=model, url=url, defaults=defaults)
+        kept.append(row.pk)
+    model.endpoints.exclude(pk__in=kept).update(is_active=False)
+    return model, created

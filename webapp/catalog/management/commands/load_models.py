@@ -1,4 +1,7 @@
-"""Load model definitions from a YAML file; a re-run updates, never duplicates."""
+"""Load model definitions from a YAML file: all of them or, if any is invalid, none.
+
+A re-run updates, never duplicates.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ class Command(BaseCommand):
         try:
             results = model_load_many(specs=data.get("models"))
         except ModelSpecError as exc:
-            raise CommandError(str(exc)) from exc
+            count = len(exc.messages)
+            raise CommandError(
+                f"Nothing was loaded: {count} problem{'s' if count > 1 else ''} to fix.\n{exc}"
+            ) from exc
         for model, created in results:
             self.stdout.write(f"{'created' if created else 'updated'} {model.slug}")

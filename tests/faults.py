@@ -20,7 +20,7 @@ import redis
 import websockets
 from django.test import Client
 
-from tests.services import Service, celery_worker, free_port, http_ok, test_database_env
+from tests.services import Service, asgi_server, celery_worker, free_port, test_database_env
 
 FINAL = {"done", "stopped", "failed", "interrupted"}
 
@@ -103,22 +103,7 @@ def fault_stack(
             env=env,
             ready=lambda service: "beat: Starting" in service.output(),
         )
-    web = Service(
-        f"{name}-web",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "webapp.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(web_port),
-            "--no-access-log",
-        ],
-        env=env,
-        ready=http_ok(f"http://127.0.0.1:{web_port}/healthz"),
-    )
+    web = asgi_server(web_port, env=env, name=f"{name}-web")
     stack = FaultStack(own_redis, worker, web, scheduler, redis_url, f"http://127.0.0.1:{web_port}")
     try:
         worker.start()

@@ -130,28 +130,17 @@ def celery_worker() -> Service:
     )
 
 
-def asgi_server(port: int, *, mail_dir: Path) -> Service:
-    env = {
-        **test_database_env(),
-        "TEST_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "TEST_EMAIL_FILE_PATH": str(mail_dir),
-    }
-    return Service(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "webapp.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=env,
-        ready=http_ok(f"http://127.0.0.1:{port}/healthz"),
-    )
+def asgi_server(
+    port: int, *, mail_dir: Path | None = None, env: dict[str, str] | None = None, name: str = "web"
+) -> Service:
+    """uvicorn serving the app on ``port``; its mail lands in files in ``mail_dir``."""
+    env = dict(env or test_database_env())
+    if mail_dir is not None:
+        env["TEST_EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
+        env["TEST_EMAIL_FILE_PATH"] = str(mail_dir)
+    command = [sys.executable, "-m", "uvicorn", "webapp.asgi:application"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    return Service(name, command, env=env, ready=http_ok(f"http://127.0.0.1:{port}/healthz"))
 
 
 def bundled_model_server(port: int) -> Service:

@@ -212,19 +212,20 @@ def test_every_setting_that_compose_passes_through_is_read_by_the_settings(compo
     assert passed <= read, sorted(passed - read)
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", ["models.example.yaml", "models.cpu.example.yaml"])
 def test_the_example_models_files_are_valid_and_point_at_compose_services(name, services):
-    from webapp.catalog.services import _parse_spec
+    from webapp.catalog.services import _plan
 
     data = yaml.safe_load((ROOT / "deploy" / name).read_text())
     assert data["models"]
+    slugs: set[str] = set()
     for spec in data["models"]:
-        _slug, _fields, endpoints = _parse_spec(spec)
-        for endpoint in endpoints:
-            match = re.match(r"https?://([^:/]+):(\d+)", endpoint["url"])
-            assert match, endpoint["url"]
+        for url, _key in _plan(spec, slugs).endpoints:  # raises on any invalid field
+            match = re.match(r"https?://([^:/]+):(\d+)", url)
+            assert match, url
             host, port = match[1], int(match[2])
-            assert host in services and MODEL_SERVERS[host] == port, endpoint["url"]
+            assert host in services and MODEL_SERVERS[host] == port, url
 
 
 def test_the_default_models_file_exists(services):

@@ -21,19 +21,18 @@ from webapp.chat.models import Message
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def open_as(client: Client) -> WebsocketCommunicator:
-    cookie = f"sessionid={client.cookies['sessionid'].value}"
+async def open_with(cookie: str) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
     communicator = WebsocketCommunicator(
-        application,
-        "/ws/chat/",
-        headers=[
-            (b"origin", b"http://localhost"),
-            (b"host", b"localhost"),
-            (b"cookie", cookie.encode()),
-        ],
+        application, "/ws/chat/", headers=[*headers, (b"cookie", cookie.encode())]
     )
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
+    await communicator.connect(timeout=5)
+    return communicator
+
+
+async def open_as(client: Client) -> WebsocketCommunicator:
+    communicator = await open_with(f"sessionid={client.cookies['sessionid'].value}")
+    assert await communicator.receive_nothing(timeout=0.05)  # open, not closed at once
     return communicator
 
 
@@ -130,14 +129,5 @@ async def test_a_signed_out_session_cannot_open_a_socket_again(openai_model):
     cookie = client.cookies["sessionid"].value
     await sync(client.logout)()
     await closed_with(socket)
-    replay = WebsocketCommunicator(
-        application,
-        "/ws/chat/",
-        headers=[
-            (b"origin", b"http://localhost"),
-            (b"host", b"localhost"),
-            (b"cookie", f"sessionid={cookie}".encode()),
-        ],
-    )
-    await replay.connect(timeout=5)
+    replay = await open_with(f"sessionid={cookie}")
     assert await closed_with(replay) == revocation.CLOSE_SIGNED_OUT

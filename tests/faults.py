@@ -145,9 +145,12 @@ class Page:
     dropped, a gap or a reconnect sends ``subscribe`` with every position.
     """
 
-    def __init__(self, stack: FaultStack, cookie: str, conversation: str) -> None:
-        self.url = stack.web_url.replace("http", "ws", 1) + "/ws/chat/"
-        self.origin, self.cookie, self.conversation = stack.web_url, cookie, conversation
+    def __init__(
+        self, stack: FaultStack, cookie: str, conversation: str, *, web_url: str | None = None
+    ) -> None:
+        web_url = web_url or stack.web_url
+        self.url = web_url.replace("http", "ws", 1) + "/ws/chat/"
+        self.origin, self.cookie, self.conversation = web_url, cookie, conversation
         self.generations: dict[str, Watched] = {}
         self.replies: dict[str, str] = {}  # client_id → generation id of the reply
         self._sent: dict[str, str] = {}  # user message id → its client_id
@@ -187,6 +190,9 @@ class Page:
                 await self._socket.send(json.dumps(frame))
             await self._wait(1.0, lambda: client_id in self.replies)
         return self.replies[client_id]
+
+    async def stop(self, generation: str) -> None:
+        await self._socket.send(json.dumps({"type": "stop", "generation": generation}))
 
     async def until_done(self, generation: str, timeout: float) -> Watched:
         await self._wait(timeout, lambda: self.watched(generation).done is not None)

@@ -45,6 +45,9 @@ def bench_env(
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
         "CHANNEL_PREFIX": "gatehouse-bench",
+        # One user drives every stream: lift the per-user limits.
+        "GENERATION_LIMIT_CONCURRENT": "1000000",
+        "GENERATION_LIMIT_PER_MINUTE": "1000000",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides or {})

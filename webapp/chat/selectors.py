@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from inference.backends import ChatMessage
 from webapp.core.errors import NotFound
@@ -51,7 +52,19 @@ def messages_with_conversation(
     messages, each with its conversation, model and generation: one query."""
     if not user.is_authenticated or not is_uuid(conversation_id or message_id):
         raise NotFound("There is no such conversation.")
-    messages = _messages().select_related("conversation__model").filter(conversation__user=user)
+    running = (
+        Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES)
+        .values("user")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    messages = (
+        _messages()
+        .select_related("conversation__model")
+        .filter(conversation__user=user)
+        # The user's running generations, for their limit: computed once by PostgreSQL.
+        .annotate(user_running=Coalesce(Subquery(running), 0))
+    )
     if conversation_id is not None:
         messages = messages.filter(conversation_id=conversation_id)
     else:

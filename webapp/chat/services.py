@@ -102,6 +102,7 @@ def message_send(
                 content=text,
                 client_id=client_id,
                 parent=parent,
+                running=messages[0].user_running if messages else None,
             )
     except IntegrityError:  # two resends raced on the same client_id
         again = messages_with_conversation(user=user, conversation_id=conversation_id)
@@ -127,6 +128,7 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
         raise ValidationFailed("Only a reply can be regenerated.")
     conversation = message.conversation
     old = message.generation
+    running = messages[0].user_running
     with transaction.atomic():
         if same_settings and old is not None:
             generation = _generation(
@@ -136,11 +138,14 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
                 history=old.messages,
                 params=old.params,
                 with_defaults=False,
+                running=running,
             )
         else:
             parent = next((m for m in messages if m.pk == message.parent_id), None)
             history = message_context(messages=messages, leaf=parent)
-            generation = _generation(user=user, conversation=conversation, history=history)
+            generation = _generation(
+                user=user, conversation=conversation, history=history, running=running
+            )
         reply = Message.objects.create(
             conversation=conversation,
             parent_id=message.parent_id,
@@ -160,6 +165,7 @@ def _send(
     client_id: uuid.UUID | None,
     parent: Message | None = None,
     touch: bool = True,
+    running: int | None = None,
 ) -> Sent:
     user_message = Message(
         id=uuid.uuid4(),
@@ -170,7 +176,7 @@ def _send(
         client_id=client_id,
     )
     history = [*history, {"role": "user", "content": content}]
-    generation = _generation(user=user, conversation=conversation, history=history)
+    generation = _generation(user=user, conversation=conversation, history=history, running=running)
     reply = Message(
         id=uuid.uuid4(),
         conversation=conversation,
@@ -192,6 +198,7 @@ def _generation(
     model: LanguageModel | None = None,
     params: dict[str, Any] | None = None,
     with_defaults: bool = True,
+    running: int | None = None,
 ) -> Generation:
     return generation_create(
         user=user,
@@ -201,6 +208,7 @@ def _generation(
         params=params,
         with_defaults=with_defaults,
         group=conversation.group,
+        running=running,
     )
 
 

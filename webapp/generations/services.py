@@ -29,6 +29,7 @@ from webapp.catalog.policy import Action, model_can_use
 from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
 from webapp.core.ids import is_uuid
 
+from .limits import limits_check
 from .models import Generation, Origin, Status, generation_group
 
 INTERRUPTED_DETAIL = "The reply was cut off because its worker stopped. Regenerate to try again."
@@ -60,13 +61,16 @@ def generation_create(
     params: Mapping[str, Any] | None = None,
     with_defaults: bool = True,
     group: str = "",
+    running: int | None = None,
 ) -> Generation:
     """Save a queued generation and enqueue it once the caller's transaction commits.
 
     ``params`` override the model's defaults (``with_defaults=False``: they are
     the whole set, as when a generation is repeated); the result is validated
     against the model's backend and saved exactly as it will be sent. ``group``
-    is where its events are announced (default: a group of its own).
+    is where its events are announced (default: a group of its own). The user's
+    limits are checked here too (``running``: their active generations, if the caller
+    has counted them already).
     """
     from inference.tasks import generate
 
@@ -76,6 +80,7 @@ def generation_create(
         raise PermissionDenied("You do not have access to this model.")
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
+    limits_check(user=user, running=running)
     generation_id = uuid.uuid4()
     sent = _params(model=model, overrides=params or {}, with_defaults=with_defaults)
     budget = model.context_length - sent.get("max_new_tokens", 0)

@@ -195,6 +195,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Generation knobs (seconds unless named otherwise).
+# Per user (staff have none): replies running at once and replies started per minute.
+# GROUPS raises them for members of a group, e.g. {"researchers": {"CONCURRENT": 8}}.
+GENERATION_LIMITS: dict = {
+    "CONCURRENT": env.int("GENERATION_LIMIT_CONCURRENT", default=2),
+    "PER_MINUTE": env.int("GENERATION_LIMIT_PER_MINUTE", default=20),
+    "GROUPS": {},
+}
+
 GENERATION = {
     "FIRST_TOKEN_TIMEOUT": env.float("GENERATION_FIRST_TOKEN_TIMEOUT", default=120.0),
     "IDLE_TIMEOUT": env.float("GENERATION_IDLE_TIMEOUT", default=60.0),

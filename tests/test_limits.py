@@ -1,0 +1,91 @@
+"""Per-user limits on generations: going over is refused with a reason that says when to
+try again, nothing is saved or queued, and other users are not affected."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from tests.factories import ConversationFactory, UserFactory
+from webapp.chat.models import Message
+from webapp.chat.services import message_send
+from webapp.generations.limits import LimitReached
+from webapp.generations.models import Generation, Status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def unqueued(monkeypatch):
+    from inference.tasks import generate
+
+    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)
+
+
+def test_a_third_reply_at_once_is_refused_and_nothing_is_saved(openai_model):
+    user = UserFactory()
+    conversations = [ConversationFactory(user=user, model=openai_model) for _ in range(3)]
+    for conversation in conversations[:2]:
+        message_send(user=user, conversation_id=conversation.pk, content="go")
+    with pytest.raises(LimitReached) as refused:
+        message_send(user=user, conversation_id=conversations[2].pk, content="one more")
+    assert refused.value.code == "too_many_running"
+    assert "stop one" in refused.value.detail
+    assert not Message.objects.filter(conversation=conversations[2]).exists()
+    assert Generation.objects.filter(user=user).count() == 2
+
+    someone = UserFactory()  # another user is not held back
+    message_send(
+        user=someone,
+        conversation_id=ConversationFactory(user=someone, model=openai_model).pk,
+        content="hi",
+    )
+    Generation.objects.filter(user=user).update(status=Status.DONE)  # they finished
+    message_send(user=user, conversation_id=conversations[2].pk, content="now")
+
+
+def test_too_many_replies_in_a_minute_are_refused_with_when_to_try_again(openai_model, settings):
+    settings.GENERATION_LIMITS = {**settings.GENERATION_LIMITS, "PER_MINUTE": 3}
+    user = UserFactory()
+    conversation = ConversationFactory(user=user, model=openai_model)
+    for turn in range(3):
+        message_send(user=user, conversation_id=conversation.pk, content=f"turn {turn}")
+        Generation.objects.filter(user=user).update(status=Status.DONE)
+    with pytest.raises(LimitReached) as refused:
+        message_send(user=user, conversation_id=conversation.pk, content="too soon")
+    assert refused.value.code == "rate_limited"
+    assert 1 <= refused.value.retry_after <= 61
+    assert f"Try again in {refused.value.retry_after} s" in refused.value.detail
+    assert not Message.objects.filter(content="too soon").exists()
+
+
+def test_a_group_can_raise_the_limit(openai_model, settings):
+    settings.GENERATION_LIMITS = {
+        **settings.GENERATION_LIMITS,
+        "GROUPS": {"researchers": {"CONCURRENT": 4}},
+    }
+    user = UserFactory()
+    user.groups.add(Group.objects.create(name="researchers"))
+    for _ in range(4):
+        conversation = ConversationFactory(user=user, model=openai_model)
+        message_send(user=user, conversation_id=conversation.pk, content="go")
+    assert Generation.objects.filter(user=user, status=Status.QUEUED).count() == 4
+
+
+async def test_over_the_limit_the_socket_says_why_and_stays_open(openai_model):
+    from channels.db import database_sync_to_async as sync
+
+    from tests.ws import connect
+
+    user = await sync(UserFactory)()
+    conversations = [
+        await sync(ConversationFactory)(user=user, model=openai_model) for _ in range(3)
+    ]
+    socket = await connect(user)
+    for conversation in conversations:
+        await socket.send({"type": "send", "conversation": str(conversation.pk), "content": "go"})
+    refused = await socket.receive_until("error")
+    assert refused[-1]["code"] == "too_many_running"
+    await socket.send({"type": "dance"})
+    assert (await socket.receive_until("error"))[-1]["code"] == "unknown_type"
+    await socket.close()

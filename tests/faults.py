@@ -78,7 +78,14 @@ def fault_stack(
 ) -> FaultStack:
     redis_port, web_port = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env = {**(env or test_database_env()), "TEST_REDIS_URL": redis_url, **(settings or {})}
+    env = {
+        **(env or test_database_env()),
+        "TEST_REDIS_URL": redis_url,
+        # One user sends every reply of a drill: the per-user limits are not under test here.
+        "GENERATION_LIMIT_CONCURRENT": "1000",
+        "GENERATION_LIMIT_PER_MINUTE": "1000",
+        **(settings or {}),
+    }
     own_redis = redis_server(redis_port).start()
     worker = celery_worker()
     worker.name, worker.env = f"{name}-worker", env
@@ -101,7 +108,7 @@ def fault_stack(
                 "INFO",
             ],
             env=env,
-            ready=lambda service: "beat: Starting" in service.output(),
+            ready=lambda service: "beat: Starting" in service.recent(),
         )
     web = asgi_server(web_port, env=env, name=f"{name}-web")
     stack = FaultStack(own_redis, worker, web, scheduler, redis_url, f"http://127.0.0.1:{web_port}")

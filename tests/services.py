@@ -57,7 +57,9 @@ class Service:
 
     def start(self) -> Service:
         LOGS.mkdir(parents=True, exist_ok=True)
-        self.log.write_bytes(b"")
+        if self.process is None:  # a restart appends: the log keeps what happened before
+            self.log.write_bytes(b"")
+        self.start_offset = self.log.stat().st_size
         self.process = subprocess.Popen(
             self.command,
             cwd=ROOT,
@@ -75,6 +77,14 @@ class Service:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready:\n{self.output()[-3000:]}")
+
+    def recent(self) -> str:
+        """What it wrote since it was last started (readiness checks read only this)."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as log:
+            log.seek(getattr(self, "start_offset", 0))
+            return log.read().decode(errors="replace")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -126,7 +136,7 @@ def celery_worker() -> Service:
             "INFO",
         ],
         env=test_database_env(),
-        ready=lambda service: "ready." in service.output(),
+        ready=lambda service: "ready." in service.recent(),
     )
 
 

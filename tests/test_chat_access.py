@@ -278,3 +278,22 @@ async def test_stopping_a_queued_reply_ends_it_without_a_worker(user, own_conver
     done = (await socket.receive_until("done"))[-1]
     assert (done["generation"], done["status"]) == (generation_id, "stopped")
     assert (await Generation.objects.aget(pk=generation_id)).status == Status.STOPPED
+
+
+async def test_a_socket_follows_at_most_so_many_conversations(user, openai_model):
+    from webapp.chat.consumers import MAX_WATCHED
+
+    conversations = [
+        await database_sync_to_async(ConversationFactory)(user=user, model=openai_model)
+        for _ in range(MAX_WATCHED + 1)
+    ]
+    socket = await connect(user)
+    for conversation in conversations[:MAX_WATCHED]:
+        await socket.send({"type": "subscribe", "conversation": str(conversation.pk)})
+    assert await socket.is_quiet(0.5)  # every one of them taken, nothing to replay
+    await socket.send({"type": "subscribe", "conversation": str(conversations[-1].pk)})
+    refused = await socket.receive()
+    assert refused["code"] == "too_many_subscriptions"
+    await socket.send({"type": "subscribe", "conversation": str(conversations[0].pk)})
+    assert await socket.is_quiet(0.3)  # one it follows already is fine
+    await socket.close()

@@ -64,6 +64,7 @@ UNAVAILABLE = "The service is restarting; reconnecting. Nothing you sent is lost
 MAX_LISTED = 64  # generations one subscribe may name
 MAX_SEQ = 2**31
 MAX_SEEN = 256  # generations a socket remembers the position of
+MAX_WATCHED = 64  # conversations and generations one socket may follow
 
 
 class FrameError(ApplicationError):
@@ -167,6 +168,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation, replies = await database_work(selectors.conversation_replays)(
             user=self.user, conversation_id=conversation_id, known=known, latest=latest
         )
+        self._room_for(conversation.group)
         await self._watch(conversation.group)
         for reply in replies:
             generation_id = str(reply.generation_id)
@@ -185,6 +187,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         generation = await database_work(generation_selectors.generation_get)(
             user=self.user, generation_id=generation_id
         )
+        self._room_for(generation.channel_group)
         await self._watch(generation.channel_group)
         if not await self._replay(generation_id, after_seq) and not generation.is_active:
             # Its log has expired: the saved generation says how it ended.
@@ -246,6 +249,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             generation = stopped.generation
             await relay.publish_end(
                 str(generation.pk), generation.channel_group, after_seq=0, status="stopped"
+            )
+
+    def _room_for(self, group: str) -> None:
+        """Refuse to follow one more group past MAX_WATCHED (the user's own group aside)."""
+        if group not in self.watching and len(self.watching) > MAX_WATCHED:
+            raise FrameError(
+                f"This page follows {MAX_WATCHED} conversations or replies already; "
+                "reload it to start over.",
+                code="too_many_subscriptions",
             )
 
     async def _watch(self, group: str) -> None:

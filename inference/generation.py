@@ -107,7 +107,6 @@ class Generation:
         self.limits = limits
         self.publisher = relay.Publisher(job.generation_id, job.group)
         self.outcome = Outcome()
-        self._pieces: list[str] = []
         self._pending: list[str] = []
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -188,7 +187,6 @@ class Generation:
         self.outcome.system_fingerprint = event.system_fingerprint
 
     async def _add(self, text: str) -> None:
-        self._pieces.append(text)
         self._pending.append(text)
         self.outcome.token_count += 1
         due = self._last_flush + self.limits.flush_interval - time.monotonic()
@@ -218,7 +216,7 @@ class Generation:
 
     def _finish_stats(self, started: float) -> None:
         outcome = self.outcome
-        outcome.text = "".join(self._pieces)
+        outcome.text = self.publisher.text()  # every token is in a chunk once flushed
         if outcome.generated_tokens is None and outcome.token_count:
             outcome.generated_tokens = outcome.token_count
         if outcome.time_to_first_token_ms is not None and outcome.generated_tokens:

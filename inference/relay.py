@@ -209,6 +209,10 @@ class Publisher:
                 self.failures = 0
             return True
 
+    def text(self) -> str:
+        """The text of every chunk numbered so far (logged or not)."""
+        return "".join(e["text"] for e in self.events if e["type"] == "chunk")
+
     def unwritten(self) -> list[LogEvent]:
         return self.events if self.lost else self.events[self.logged - self.base :]
 

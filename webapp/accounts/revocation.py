@@ -39,14 +39,8 @@ def _session_key(session_key: str) -> str:
     return f"gatehouse:session:{session_key}:ended"
 
 
-def access_state(user_id: Any, session_key: str | None) -> tuple[str, bool]:
+async def access_state(user_id: Any, session_key: str | None) -> tuple[str, bool]:
     """Return the user's access epoch and whether ``session_key`` was signed out."""
-    keys = [_epoch_key(user_id)] + ([_session_key(session_key)] if session_key else [])
-    values = relay.sync_client().mget(keys)
-    return str(values[0] or "0"), bool(session_key and values[1])
-
-
-async def access_state_async(user_id: Any, session_key: str | None) -> tuple[str, bool]:
     keys = [_epoch_key(user_id)] + ([_session_key(session_key)] if session_key else [])
     values = await relay.async_client().mget(keys)
     return str(values[0] or "0"), bool(session_key and values[1])

@@ -84,7 +84,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Read before the socket opens: a change from then on is seen by the next frame.
             session = self.scope.get("session")
             self.session_key = session.session_key if session is not None else None
-            self.epoch, ended = await revocation.access_state_async(self.user.pk, self.session_key)
+            self.epoch, ended = await revocation.access_state(self.user.pk, self.session_key)
         await self.accept()
         if ended:
             # Accept, then close with a code the browser can read: signed out.
@@ -101,7 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _still_allowed(self) -> bool:
         """Whether the access this socket was opened with still holds (checked per change)."""
-        epoch, ended = await revocation.access_state_async(self.user.pk, self.session_key)
+        epoch, ended = await revocation.access_state(self.user.pk, self.session_key)
         if ended or epoch != self.epoch:
             self.revoked = True
             code = revocation.CLOSE_SIGNED_OUT if ended else revocation.CLOSE_ACCESS_CHANGED

@@ -68,10 +68,9 @@ def limits_check(*, user: Any, running: int | None = None) -> None:
     window = int(now // 60)
     key = f"gatehouse:rate:{user.pk}:{window}"
     client = relay.sync_client()
-    pipe = client.pipeline()
-    pipe.incr(key)
-    pipe.expire(key, 61)
-    started, _ = pipe.execute()
+    started = client.incr(key)
+    if started == 1:  # the first of this minute: the counter goes with the minute
+        client.expire(key, 61)
     if started > limits.per_minute:
         client.decr(key)
         wait = max(1, int((window + 1) * 60 - now) + 1)

@@ -65,6 +65,7 @@ class Job:
     endpoint: Endpoint
     messages: list[ChatMessage]
     params: SamplingParams
+    model_id: str = ""  # the catalog's id of the model: whose fair queue it came from
 
 
 # What a `done` frame and a saved generation report of how it went (besides the model id).
@@ -96,6 +97,10 @@ class Outcome:
 
     def stats(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in STAT_FIELDS}, "model_id": self.model_id}
+
+    def overloaded_at_start(self) -> bool:
+        """Whether the backend refused to start, too busy (HTTP 429), before any text."""
+        return self.error_code == "backend_overloaded" and not self.token_count
 
     def error(self) -> dict[str, str] | None:
         return {"code": self.error_code, "detail": self.error_detail} if self.error_code else None

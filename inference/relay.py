@@ -56,6 +56,14 @@ class MessageEvent(TypedDict):
     message: dict[str, Any]
 
 
+class QueueEvent(TypedDict):
+    """Where a waiting generation stands in its model's fair queue (1: next to start)."""
+
+    type: Literal["queue"]
+    generation: str
+    position: int
+
+
 LogEvent = ChunkEvent | DoneEvent
 
 
@@ -342,11 +350,11 @@ class _Announcer:
         pipe.publish(self._group_channel(group), message)
         return True
 
-    async def send(self, group: str, event: LogEvent | MessageEvent) -> None:
+    async def send(self, group: str, event: LogEvent | MessageEvent | QueueEvent) -> None:
         await self.layer.group_send(group, _relay_message(event))
 
 
-def _relay_message(event: LogEvent | MessageEvent) -> dict[str, Any]:
+def _relay_message(event: LogEvent | MessageEvent | QueueEvent) -> dict[str, Any]:
     """Wrap ``event`` as the channel-layer message the consumer's ``relay_event`` handles."""
     return {"type": "relay.event", "event": event}
 
@@ -399,9 +407,37 @@ async def publish_end(
     await publisher.done(status=status, stats={}, error=error, patience=END_PATIENCE)
 
 
-async def announce(group: str, event: LogEvent | MessageEvent) -> None:
+async def announce(group: str, event: LogEvent | MessageEvent | QueueEvent) -> None:
     """Wake every socket of ``group`` up with ``event``."""
     await get_channel_layer().group_send(group, _relay_message(event))
+
+
+def _positions_key(queue: str) -> str:
+    return f"gatehouse:queue:{queue}"
+
+
+async def queue_positions_publish(queue: str, waiting: list[tuple[str, str, int]]) -> None:
+    """Keep where each waiting generation of ``queue`` stands, for pages that subscribe
+    later, and tell the pages following them now. ``waiting``: (id, group, position)."""
+    key = _positions_key(queue)
+    async with async_client().pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        if waiting:
+            pipe.hset(key, mapping={gid: position for gid, _, position in waiting})
+            pipe.expire(key, settings.GENERATION["LOG_TTL"])
+        await pipe.execute()
+    layer = get_channel_layer()
+    for generation_id, group, position in waiting:
+        event: QueueEvent = {"type": "queue", "generation": generation_id, "position": position}
+        await layer.group_send(group, _relay_message(event))
+
+
+async def queue_position(queue: str, generation_id: str) -> QueueEvent | None:
+    """Return the queue event of a waiting generation as last published, if any."""
+    position = await async_client().hget(_positions_key(queue), generation_id)
+    if position is None:
+        return None
+    return {"type": "queue", "generation": generation_id, "position": int(position)}
 
 
 async def log_read(generation_id: str, *, after_seq: int = 0) -> list[LogEvent]:

@@ -34,6 +34,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _relay_loop()).result()
 
 
+def submit(coro: Coroutine[Any, Any, Any], *, what: str) -> None:
+    """Run ``coro`` on the relay loop without waiting for it; a failure is logged."""
+
+    def logged(future: Any) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            logger.warning("%s failed: %s", what, future.exception())
+
+    asyncio.run_coroutine_threadsafe(coro, _relay_loop()).add_done_callback(logged)
+
+
 def _relay_loop() -> asyncio.AbstractEventLoop:
     global _loop, _pid
     with _lock:

@@ -23,13 +23,17 @@ from webapp.generations.services import (
     INTERRUPTED_DETAIL,
     GenerationRefused,
     generation_claim,
+    generation_expire,
     generation_fail,
     generation_finish,
     generation_reap,
+    generation_release,
+    generation_retry,
+    queue_admit_all,
 )
 
 from . import relay, runtime
-from .generation import Generation, Limits
+from .generation import Generation, Job, Limits
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +61,8 @@ def generate(generation_id: str) -> None:
     db.connection.close()  # streaming takes minutes; hold no database connection meanwhile
     generation = Generation(job, Limits.from_settings(settings.GENERATION))
     outcome = runtime.run(generation.run())
+    if outcome.overloaded_at_start() and _retried(job):
+        return
     _until_saved(
         lambda: generation_finish(
             generation_id=generation_id, outcome=outcome, endpoint=job.endpoint
@@ -64,6 +70,7 @@ def generate(generation_id: str) -> None:
         what=f"generation {generation_id}",
     )
     runtime.run(generation.done())
+    generation_release(model_id=job.model_id)
     logger.info(
         "generation %s ended %s after %s tokens",
         generation_id,
@@ -72,10 +79,29 @@ def generate(generation_id: str) -> None:
     )
 
 
+def _retried(job: Job) -> bool:
+    """Put a generation the backend was too busy to start back in its queue; return
+    whether it went back (False: its attempts are spent, and it fails)."""
+    backoff = generation_retry(generation_id=job.generation_id, model_id=job.model_id)
+    if backoff is None:
+        return False
+    admit_queue.apply_async((job.model_id,), countdown=backoff)
+    logger.info("generation %s: backend overloaded, again in %.1f s", job.generation_id, backoff)
+    return True
+
+
+@shared_task(name="inference.tasks.admit_queue", ignore_result=True, soft_time_limit=30)
+def admit_queue(model_id: str) -> None:
+    """Run an admission round for the model (after a backoff, for instance)."""
+    generation_release(model_id=model_id)
+
+
 @shared_task(
     name="inference.tasks.reap_generations", ignore_result=True, soft_time_limit=60, time_limit=90
 )
 def reap_generations() -> int:
+    """Mark the generations whose worker is gone, fail those that waited too long, and
+    run an admission round for every model with generations waiting."""
     reaped = generation_reap()
     for item in reaped:
         error = {"code": "interrupted", "detail": INTERRUPTED_DETAIL}
@@ -88,6 +114,17 @@ def reap_generations() -> int:
                 error=error,
             )
         )
+    for expired in generation_expire():
+        runtime.run(
+            relay.publish_end(
+                expired.generation_id,
+                expired.group,
+                after_seq=0,
+                status="failed",
+                error=expired.error,
+            )
+        )
+    queue_admit_all()
     return len(reaped)
 
 

@@ -49,6 +49,27 @@ def inference(scripted_server: ScriptedServer) -> ScriptedServer:
     return scripted_server
 
 
+@pytest.fixture
+def unqueued(monkeypatch):
+    """Generations are saved but never admitted to their queue, so no task is sent: no worker
+    claims one while the test's tables are truncated (the claim and TRUNCATE take their locks
+    in opposite orders)."""
+    from webapp.generations import services
+
+    monkeypatch.setattr(services, "queue_admit_later", lambda **kwargs: None)
+
+
+@pytest.fixture
+def admit(unqueued, monkeypatch):
+    """Return a function that admits a model's waiting generations without sending their
+    tasks, and the ids it admitted: the test claims them itself."""
+    from inference.tasks import generate
+    from webapp.generations.queue import queue_admit
+
+    monkeypatch.setattr(generate, "delay", lambda *args: None)
+    return lambda model: queue_admit(model_id=model.pk)
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup: None) -> Iterator[Service]:
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(settings.CELERY_TASK_DEFAULT_QUEUE)

@@ -25,17 +25,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.mark.parametrize(
     ("script", "code"),
     [
-        ({"status": 429}, "backend_overloaded"),
-        ({"status": 503}, "backend_unavailable"),
-        ({"hang": True}, "backend_timeout"),
-        ({"delay": 5}, "backend_timeout"),
+        # A 429 goes back to the queue: it fails once the test settings' three attempts are spent.
+        ([{"status": 429}] * 3, "backend_overloaded"),
+        ([{"status": 503}], "backend_unavailable"),
+        ([{"hang": True}], "backend_timeout"),
+        ([{"delay": 5}], "backend_timeout"),
     ],
-    ids=["overloaded-429", "unavailable-503", "hangs-after-headers", "slow-headers"],
+    ids=["overloaded-429-every-time", "unavailable-503", "hangs-after-headers", "slow-headers"],
 )
 async def test_backend_fault_ends_the_reply_as_failed_with_a_reason(
     worker, inference, user, backend_model, script, code
 ):
-    inference.push(script)
+    inference.push(*script)
     reply, socket = await start_watching(user, backend_model)
     frames = await socket.receive_until("done", generation=reply)
 
@@ -84,7 +85,7 @@ async def test_unreachable_server_fails_within_two_seconds(worker, inference, us
 
 
 async def test_a_failed_reply_can_be_regenerated(worker, inference, user, openai_model):
-    inference.push({"status": 429}, {"tokens": ["Better", " now"]})
+    inference.push({"status": 503}, {"tokens": ["Better", " now"]})
     reply, socket = await start_watching(user, openai_model)
     await socket.receive_until("done", generation=reply)
 

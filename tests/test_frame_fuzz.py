@@ -61,10 +61,7 @@ def frames(known_ids: list[str]) -> st.SearchStrategy[str]:
 
 
 @pytest.fixture
-def world(monkeypatch, openai_model):
-    from inference.tasks import generate
-
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # nothing streams
+def world(unqueued, openai_model):  # nothing streams
     user = UserFactory()
     conversation = ConversationFactory(user=user, model=openai_model)
     question = MessageFactory(conversation=conversation, role="user", content="Hello")

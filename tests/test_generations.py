@@ -134,15 +134,6 @@ def at_most_queries(limit: int):
     assert len(work) <= limit, "\n\n".join(work)
 
 
-@pytest.fixture
-def unqueued(monkeypatch):
-    """Generations are saved but not queued: no worker claims one while the test's tables
-    are truncated (the claim and TRUNCATE take their locks in opposite orders)."""
-    from inference.tasks import generate
-
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_send_runs_at_most_four_queries(user, conversation, unqueued):
     with at_most_queries(4):
@@ -165,13 +156,11 @@ def test_a_regenerate_runs_at_most_four_queries(user, conversation, unqueued):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_runs_one_query_and_a_second_claim_gets_nothing(
-    user, conversation, inference, monkeypatch
+    user, conversation, inference, admit
 ):
-    from inference.tasks import generate
-
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # this test claims it
     sent = message_send(user=user, conversation_id=conversation.pk, content="Go")
     generation_id = str(sent.assistant_message.generation_id)
+    assert admit(conversation.model) == [generation_id]
     with at_most_queries(1):  # the claim and the endpoints in one statement on PostgreSQL
         job = generation_claim(generation_id=generation_id)
     assert job.endpoint.url == inference.url
@@ -232,11 +221,8 @@ def test_every_origin_is_refused_a_model_the_user_may_not_use(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_long_conversation_does_not_load_every_replys_frozen_history(
-    user, conversation, monkeypatch
+    user, conversation, unqueued
 ):
-    from inference.tasks import generate
-
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # no worker needed
     for turn in range(5):
         message_send(user=user, conversation_id=conversation.pk, content=f"Question {turn}")
         Generation.objects.filter(status=Status.QUEUED).update(status=Status.DONE, text="Fine")
@@ -250,11 +236,12 @@ def test_a_long_conversation_does_not_load_every_replys_frozen_history(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("change", ["user deactivated", "model made private", "model retired"])
 def test_the_claim_checks_access_again_and_refuses_what_was_lost_meanwhile(
-    user, conversation, unqueued, change
+    user, conversation, admit, change
 ):
     from webapp.generations.services import GenerationRefused
 
     sent = message_send(user=user, conversation_id=conversation.pk, content="Go")
+    admit(conversation.model)
     if change == "user deactivated":
         type(user).objects.filter(pk=user.pk).update(is_active=False)
     elif change == "model made private":

@@ -16,10 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def unqueued(monkeypatch):
-    from inference.tasks import generate
-
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)
+def _unqueued(unqueued):
+    """Nothing streams here."""
 
 
 def test_a_third_reply_at_once_is_refused_and_nothing_is_saved(openai_model):

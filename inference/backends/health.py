@@ -1,6 +1,8 @@
-"""Health probes: one GET that says whether a model server is up and ready to serve."""
+"""Health probes: whether a model server is up and ready to serve, and how much it takes."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 
@@ -27,3 +29,30 @@ def endpoint_probe(*, kind: BackendKind, url: str, api_key: str = "", timeout: f
         return response.status_code == 200
     except (httpx.HTTPError, httpx.InvalidURL, ValueError):
         return False
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    capacity: int | None = None  # replies it serves at once, where the server says
+    detail: str = ""
+
+
+def endpoint_health(*, kind: BackendKind, url: str, api_key: str = "", timeout: float) -> Health:
+    """Probe the server at ``url``: up or not, and for TGI its ``max_concurrent_requests``.
+
+    The detail names what failed in words that never quote the URL or the key.
+    """
+    if not endpoint_probe(kind=kind, url=url, api_key=api_key, timeout=timeout):
+        return Health(False, detail="The health check did not answer 200 in time.")
+    if kind != "tgi":
+        return Health(True)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(
+            url.rstrip("/") + "/info", headers=headers, timeout=timeout, follow_redirects=False
+        )
+        reported = response.json().get("max_concurrent_requests")
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError):
+        return Health(True)
+    return Health(True, capacity=reported if isinstance(reported, int) and reported > 0 else None)

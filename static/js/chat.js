@@ -165,7 +165,22 @@ function rollBackSends() {
   }
 }
 
-const HANDLERS = { message: (frame) => onMessage(frame.message), chunk: onChunk, done: onDone, error: onError };
+/** Where a reply waiting for the model stands in its queue. */
+function onQueue(frame) {
+  if (typeof frame.generation !== "string" || !Number.isInteger(frame.position)) return;
+  const entry = thread.reply(frame.generation);
+  if (!entry || entry.status !== "queued") return;
+  entry.position = frame.position;
+  thread.renderStatus(entry);
+}
+
+const HANDLERS = {
+  message: (frame) => onMessage(frame.message),
+  chunk: onChunk,
+  done: onDone,
+  error: onError,
+  queue: onQueue,
+};
 
 // ---- the socket -----------------------------------------------------------
 

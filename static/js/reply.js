@@ -8,10 +8,12 @@ const DEFAULT_DETAILS = {
   interrupted: "The reply was cut off.",
 };
 
-/** Show `status`, `error` and `stats` in the reply element `el`. */
-export function renderReplyState(el, { status, stats, error, trimmed = 0 }) {
+/** Show `status`, `error` and `stats` in the reply element `el`; `position` is where a
+ * queued reply stands in its model's queue (1: next to start). */
+export function renderReplyState(el, { status, stats, error, trimmed = 0, position = null }) {
   el.dataset.status = status;
-  el.querySelector(".status-badge").textContent = BADGES[status] || "";
+  el.querySelector(".status-badge").textContent =
+    status === "queued" && position ? `Queued — position ${position}` : BADGES[status] || "";
   el.querySelector(".error-detail").textContent = error?.detail || DEFAULT_DETAILS[status] || "";
   const parts = statsParts(stats);
   if (trimmed) {

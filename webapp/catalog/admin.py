@@ -23,7 +23,7 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = ModelEndpoint
-        fields = ["url", "api_key", "is_active"]
+        fields = ["url", "api_key", "is_active", "max_concurrent"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -43,14 +43,25 @@ class EndpointInline(admin.TabularInline):
     model = ModelEndpoint
     form = EndpointForm
     extra = 1
-    readonly_fields = ["key_status"]
+    readonly_fields = ["key_status", "health"]
 
     def get_fields(self, request: HttpRequest, obj: LanguageModel | None = None) -> list[str]:
         # Without change permission every field is shown read-only, with its stored value:
         # the key is then left out, so no page ever prints it.
         if self.has_change_permission(request, obj):
-            return ["url", "api_key", "clear_api_key", "is_active", "key_status"]
-        return ["url", "is_active", "key_status"]
+            fields = ["url", "api_key", "clear_api_key", "is_active", "max_concurrent"]
+            return [*fields, "key_status", "health"]
+        return ["url", "is_active", "max_concurrent", "key_status", "health"]
+
+    @admin.display(description="Health")
+    def health(self, endpoint: ModelEndpoint) -> str:
+        if endpoint.checked_at is None:
+            return "not probed yet"
+        state = "healthy" if endpoint.healthy else f"failing: {endpoint.health_detail}"
+        reported = (
+            f", reports {endpoint.reported_capacity} at once" if endpoint.reported_capacity else ""
+        )
+        return f"{state}{reported} (checked {endpoint.checked_at:%Y-%m-%d %H:%M:%S})"
 
     @admin.display(description="API key")
     def key_status(self, endpoint: ModelEndpoint) -> str:

@@ -88,6 +88,18 @@ class ModelEndpoint(BaseModel):
     url = models.CharField(max_length=500, validators=[validate_endpoint_url])
     api_key = models.CharField(max_length=500, blank=True)
     is_active = models.BooleanField(default=True)
+    max_concurrent = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Replies it serves at once. Blank: as the server reports "
+        "(TGI's max_concurrent_requests), else GENERATION_ENDPOINT_CAPACITY.",
+    )
+    # Health as the background probe last saw it: the fair queue sends nothing to an
+    # endpoint that failed it, until a later probe passes.
+    healthy = models.BooleanField(default=True)
+    reported_capacity = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    health_detail = models.CharField(max_length=200, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

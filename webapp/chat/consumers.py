@@ -180,6 +180,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             replayed = await self._replay(generation_id, known.get(generation_id, 0))
             if not replayed and generation_id in known and not reply.is_active:
                 await self._send_message(reply)  # its log expired while the page was away
+            elif not replayed and reply.status == "queued":
+                await self._send_position(reply.generation)
 
     async def _subscribe_generation(self, frame: dict[str, Any]) -> None:
         generation_id = _field(frame, "generation", str)
@@ -189,12 +191,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self._room_for(generation.channel_group)
         await self._watch(generation.channel_group)
-        if not await self._replay(generation_id, after_seq) and not generation.is_active:
-            # Its log has expired: the saved generation says how it ended.
-            summary = generation_selectors.generation_summary(generation)
-            await self._send(
-                {"type": "generation", "generation": {**summary, "text": generation.text}}
-            )
+        if await self._replay(generation_id, after_seq):
+            return
+        if generation.is_active:
+            await self._send_position(generation)
+            return
+        # Its log has expired: the saved generation says how it ended.
+        summary = generation_selectors.generation_summary(generation)
+        await self._send({"type": "generation", "generation": {**summary, "text": generation.text}})
+
+    async def _send_position(self, generation: Any) -> None:
+        """Tell where a generation waiting for a slot stands in its model's queue."""
+        event = await relay.queue_position(str(generation.language_model_id), str(generation.pk))
+        if event is not None:
+            await self._send(event)  # type: ignore[arg-type]
 
     async def _replay(self, generation_id: str, after_seq: int) -> bool:
         """Send the logged events after ``after_seq``; return whether there were any."""
@@ -269,7 +279,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._deliver(payload["event"])
 
     async def _deliver(self, event: dict[str, Any]) -> None:
-        if event["type"] == "message":
+        if event["type"] in ("message", "queue"):  # not in the log: no seq to follow
             await self._send(event)
             return
         generation_id, seq = event["generation"], event["seq"]

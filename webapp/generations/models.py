@@ -65,7 +65,11 @@ class Generation(BaseModel):
     tokens_per_second = models.FloatField(null=True, blank=True)
     # Who served it, as the backend reported: enough to tell two runs apart later.
     endpoint = models.ForeignKey(
-        "catalog.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "catalog.ModelEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="served",
     )
     endpoint_url = models.CharField(max_length=500, blank=True)
     backend_model_id = models.CharField(max_length=300, blank=True)
@@ -74,6 +78,12 @@ class Generation(BaseModel):
     rendered_prompt = models.TextField(
         blank=True, help_text="The text the backend received when it applied the chat template."
     )
+    # The fair queue: a queued generation waits until it is admitted (given a slot on
+    # one of the model's endpoints); a backend that answered 429 puts it back, to be
+    # admitted again no sooner than ``not_before``.
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_detail = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -88,6 +98,11 @@ class Generation(BaseModel):
                 condition=models.Q(status__in=["queued", "streaming"]),
             ),
             models.Index(fields=["user", "-created_at"], name="generation_user_recent"),
+            models.Index(
+                fields=["language_model", "created_at"],
+                name="generation_waiting",
+                condition=models.Q(status="queued"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,6 @@ the worker moves them through their states with the other services here.
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,13 +23,22 @@ from inference import relay
 from inference.backends import ChatMessage, Endpoint
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
-from webapp.catalog.models import LanguageModel, ModelEndpoint
+from webapp.catalog.models import LanguageModel
 from webapp.catalog.policy import Action, model_can_use
 from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
 from webapp.core.ids import is_uuid
 
 from .limits import limits_check
 from .models import Generation, Origin, Status, generation_group
+from .queue import (
+    NO_ENDPOINT_DETAIL,
+    QUEUE_TIMEOUT_DETAIL,
+    queue_admit_later,
+    queue_admit_safely,
+    queue_expire,
+    queue_retry,
+)
+from .queue import queue_admit_all as queue_admit_all  # the reaper's round, for the task
 
 INTERRUPTED_DETAIL = "The reply was cut off because its worker stopped. Regenerate to try again."
 
@@ -72,8 +80,6 @@ def generation_create(
     limits are checked here too (``running``: their active generations, if the caller
     has counted them already).
     """
-    from inference.tasks import generate
-
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
     if not model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[origin]):
@@ -95,7 +101,7 @@ def generation_create(
         params=sent,
         channel_group=group or generation_group(generation_id),
     )
-    generate.delay_on_commit(str(generation_id))
+    queue_admit_later(model_id=model.pk)
     return generation
 
 
@@ -143,33 +149,31 @@ def _params(
 
 
 def generation_claim(*, generation_id: str) -> Job | None:
-    """Claim a queued generation for this worker and return what to stream.
+    """Claim an admitted generation for this worker and return what to stream.
 
-    One statement on PostgreSQL (the claim and the model's endpoints), two
-    elsewhere. Returns None when it is no longer queued (stopped, or claimed
-    by a second delivery of the same task), so running the task twice is
-    harmless. Raises GenerationRefused when the claimed generation cannot be
-    served.
+    One statement on PostgreSQL (the claim, its endpoint and what the access
+    rule needs), three elsewhere. Returns None when it is no longer waiting for
+    a worker (stopped, or claimed by a second delivery of the same task), so
+    running the task twice is harmless. Raises GenerationRefused when the
+    claimed generation cannot be served.
     """
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, params, group, endpoints, access = claimed
+    messages, params, group, endpoint, access = claimed
     if not _still_allowed(access):
         raise GenerationRefused(
             "forbidden", "You no longer have access to this model.", group=group
         )
-    if not endpoints:
-        raise GenerationRefused(
-            "no_endpoint", "This model has no server configured right now.", group=group
-        )
-    endpoint = random.choice(endpoints)  # noqa: S311
+    if endpoint is None:
+        raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=group)
     return Job(
         generation_id=generation_id,
         group=group,
         endpoint=endpoint,
         messages=messages,
         params=params_parse(params, backend=endpoint.kind),
+        model_id=str(access.model_id),
     )
 
 
@@ -196,21 +200,28 @@ def _still_allowed(access: _Access) -> bool:
     return model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[access.origin])
 
 
-_Claimed = tuple[list[ChatMessage], dict[str, Any], str, list[Endpoint], _Access]
+_Claimed = tuple[list[ChatMessage], dict[str, Any], str, Endpoint | None, _Access]
 
-# Double-quoted names read the same to PostgreSQL and SQLite.
+# Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
+# generation (one the fair queue gave a slot on an endpoint) is claimed.
 _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
-WHERE "id" = %s AND "status" = %s
-RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin"
+WHERE "id" = %s AND "status" = %s AND "admitted_at" IS NOT NULL
+RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin",
+          "endpoint_id"
 """
 _ACCESS = """
 SELECT u."is_active", u."is_staff", m."is_active", m."access_policy"
 FROM "accounts_user" u, "catalog_languagemodel" m WHERE u."id" = %s AND m."id" = %s
 """
-# PostgreSQL claims and reads the model's active endpoints in one statement: a row per
-# endpoint (one with NULLs when there is none), none when the generation was not queued.
-_CLAIM_WITH_ENDPOINTS = (
+_ENDPOINT = """
+SELECT e."id", e."url", e."api_key", m."backend", m."backend_model"
+FROM "catalog_modelendpoint" e JOIN "catalog_languagemodel" m ON m."id" = e."model_id"
+WHERE e."id" = %s AND e."is_active"
+"""
+# PostgreSQL claims and reads the endpoint it was admitted to in one statement: one row
+# (with NULLs when that endpoint is gone), none when the generation was not waiting.
+_CLAIM_WITH_ENDPOINT = (
     "WITH claimed AS ("
     + _CLAIM
     + """)
@@ -221,40 +232,40 @@ SELECT c."messages", c."params", c."channel_group",
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
 JOIN "accounts_user" u ON u."id" = c."user_id"
-LEFT JOIN "catalog_modelendpoint" e ON e."model_id" = m."id" AND e."is_active"
+LEFT JOIN "catalog_modelendpoint" e ON e."id" = c."endpoint_id" AND e."is_active"
 """
 )
 
 
 def _claim(generation_id: str) -> _Claimed | None:
-    """Move a queued generation to streaming with ``UPDATE … RETURNING``."""
+    """Move an admitted generation to streaming with ``UPDATE … RETURNING``."""
     meta = Generation._meta
     now = meta.get_field("started_at").get_db_prep_value(timezone.now(), connection)
     pk = meta.pk.get_db_prep_value(uuid.UUID(generation_id), connection)
     values = [Status.STREAMING, now, now, pk, Status.QUEUED]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_CLAIM_WITH_ENDPOINTS, values)
-            rows = cursor.fetchall()
-            if not rows:
+            cursor.execute(_CLAIM_WITH_ENDPOINT, values)
+            row = cursor.fetchone()
+            if row is None:
                 return None
-            endpoints = [_endpoint(*row[10:]) for row in rows if row[10] is not None]
-            messages, params, group = rows[0][:3]
-            return _json(messages), _json(params), group, endpoints, _Access(*rows[0][3:10])
+            endpoint = _endpoint(*row[10:]) if row[10] is not None else None
+            messages, params, group = row[:3]
+            return _json(messages), _json(params), group, endpoint, _Access(*row[3:10])
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
-        model_id, messages, params, group, user_id, origin = row
+        model_id, messages, params, group, user_id, origin, endpoint_id = row
         cursor.execute(_ACCESS, [user_id, model_id])
         user_active, user_staff, model_active, policy = cursor.fetchone()
+        cursor.execute(_ENDPOINT, [endpoint_id])
+        found = cursor.fetchone()
     access = _Access(
         user_id, bool(user_active), bool(user_staff), model_id, bool(model_active), policy, origin
     )
-    rows = ModelEndpoint.objects.filter(model_id=model_id, is_active=True).values_list(
-        "id", "url", "api_key", "model__backend", "model__backend_model"
-    )
-    return _json(messages), _json(params), group, [_endpoint(*r) for r in rows], access
+    endpoint = _endpoint(*found) if found else None
+    return _json(messages), _json(params), group, endpoint, access
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
@@ -266,7 +277,8 @@ def _json(value: Any) -> Any:
 
 
 def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoint) -> None:
-    """Save the generation's text and stats (even if the reaper gave up on it meanwhile)."""
+    """Save the generation's text and stats (even if the reaper gave up on it meanwhile).
+    Its slot is free then: see generation_release."""
     now = timezone.now()
     Generation.objects.filter(pk=generation_id).update(
         text=outcome.text,
@@ -289,11 +301,30 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
     )
 
 
+def generation_release(*, model_id: Any) -> None:
+    """A generation of the model ended: give its slot to the next one waiting."""
+    queue_admit_safely(model_id=model_id)
+
+
+def generation_retry(*, generation_id: str, model_id: Any) -> float | None:
+    """The backend was too busy to start it (429): queue it again after a backoff,
+    and return that backoff; None when it has had all its attempts."""
+    backoff = queue_retry(generation_id=generation_id, model_id=model_id)
+    if backoff is not None:
+        generation_release(model_id=model_id)
+    return backoff
+
+
 def generation_fail(*, generation_id: str, code: str, detail: str) -> None:
     now = timezone.now()
     Generation.objects.filter(pk=generation_id).update(
         status=Status.FAILED, error_code=code, error_detail=detail, finished_at=now, updated_at=now
     )
+    model_id = Generation.objects.filter(pk=generation_id).values_list(
+        "language_model_id", flat=True
+    )
+    for pk in model_id:
+        generation_release(model_id=pk)
 
 
 @dataclass(frozen=True)
@@ -314,17 +345,20 @@ def generation_stop(*, user: Any, generation_id: Any) -> Stopped:
     generation = mine.first()
     if generation is None:
         raise NotFound("There is no such reply.")
-    if not ended and generation.status == Status.STREAMING:
+    if ended:
+        generation_release(model_id=generation.language_model_id)
+    elif generation.status == Status.STREAMING:
         relay.cancel_request(str(generation.pk))
     return Stopped(generation=generation, before_start=bool(ended))
 
 
-def _requeue_waiting() -> None:
+def _requeue_admitted() -> None:
+    """Enqueue again every admitted generation no worker has claimed (their tasks are
+    lost with Redis); those still waiting for a slot have no task to lose."""
     from inference.tasks import generate
 
-    for generation_id in Generation.objects.filter(status=Status.QUEUED).values_list(
-        "pk", flat=True
-    ):
+    admitted = Generation.objects.filter(status=Status.QUEUED, admitted_at__isnull=False)
+    for generation_id in admitted.values_list("pk", flat=True):
         generate.delay(str(generation_id))
 
 
@@ -340,9 +374,9 @@ def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
 
     A streaming generation is gone when its heartbeat has lapsed (and Redis has
     held heartbeats for longer than their TTL: one that came back empty has lost
-    the live ones too); a queued one when no worker claimed it within
-    GENERATION_QUEUED_TIMEOUT. After Redis came back empty, every queued
-    generation is queued again (a claim is conditional: a second task for the
+    the live ones too); an admitted one when no worker claimed it within
+    GENERATION_QUEUED_TIMEOUT. After Redis came back empty, every admitted
+    generation is enqueued again (a claim is conditional: a second task for the
     same generation does nothing).
     """
     now = now or timezone.now()
@@ -351,8 +385,8 @@ def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
     stale_queue = now - timedelta(seconds=limits["QUEUED_TIMEOUT"])
     held_for, emptied = relay.redis_memory_age()
     if emptied:
-        _requeue_waiting()
-    lost = Q(status=Status.QUEUED, created_at__lt=stale_queue)
+        _requeue_admitted()
+    lost = Q(status=Status.QUEUED, admitted_at__lt=stale_queue)
     if held_for >= limits["HEARTBEAT_TTL"]:
         lost |= Q(status=Status.STREAMING, started_at__lt=grace)
     candidates = list(Generation.objects.filter(lost).only("id", "status", "channel_group"))
@@ -373,3 +407,17 @@ def generation_reap(*, now: datetime | None = None) -> list[Reaped]:
         if updated:
             reaped.append(Reaped(str(generation.pk), generation.channel_group, chunks))
     return reaped
+
+
+@dataclass(frozen=True)
+class Expired:
+    generation_id: str
+    group: str
+    error: dict[str, str]
+
+
+def generation_expire(*, now: datetime | None = None) -> list[Expired]:
+    """Fail the generations that waited in their queue past GENERATION_QUEUE_TIMEOUT."""
+    error = {"code": "queue_timeout", "detail": QUEUE_TIMEOUT_DETAIL}
+    expired = queue_expire(now=now or timezone.now())
+    return [Expired(generation_id, group, error) for generation_id, group in expired]

@@ -192,6 +192,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.float("REAPER_INTERVAL", default=15)),
         "options": {"in_beat": True},
     },
+    "probe-endpoints": {
+        "task": "webapp.generations.tasks.probe_endpoints",
+        "schedule": timedelta(seconds=env.float("ENDPOINT_PROBE_INTERVAL", default=10)),
+        "options": {"in_beat": True},
+    },
 }
 
 # Generation knobs (seconds unless named otherwise).
@@ -218,6 +223,13 @@ GENERATION = {
     "SHUTDOWN_GRACE": env.float("GENERATION_SHUTDOWN_GRACE", default=30.0),
     # How long a finished generation's save is retried while PostgreSQL is away.
     "SAVE_PATIENCE": env.float("GENERATION_SAVE_PATIENCE", default=300.0),
+    # The fair queue: replies an endpoint serves at once when neither staff nor the
+    # server say; how long a reply may wait for a slot; a 429's backoff and attempts.
+    "ENDPOINT_CAPACITY": env.int("GENERATION_ENDPOINT_CAPACITY", default=16),
+    "QUEUE_TIMEOUT": env.float("GENERATION_QUEUE_TIMEOUT", default=900.0),
+    "RETRY_BACKOFF": env.float("GENERATION_RETRY_BACKOFF", default=1.0),
+    "RETRY_BACKOFF_MAX": env.float("GENERATION_RETRY_BACKOFF_MAX", default=30.0),
+    "RETRY_ATTEMPTS": env.int("GENERATION_RETRY_ATTEMPTS", default=5),
 }
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.

@@ -197,3 +197,26 @@ def test_a_replys_details_show_how_it_was_made_and_regenerate_with_the_same_sett
     first_body, second_body = requests[-2]["body"], requests[-1]["body"]
     assert first_body["messages"] == second_body["messages"]
     assert first_body["temperature"] == second_body["temperature"] == 0.7
+
+
+def test_a_reply_waiting_for_a_busy_model_shows_its_place_in_the_queue_then_streams(
+    page, live_site, worker, inference, openai_model
+):
+    from django.db import transaction
+
+    from webapp.generations.services import generation_create
+
+    openai_model.endpoints.update(max_concurrent=1)
+    inference.push({"n_tokens": 40, "rate": 20})  # someone else's reply holds the one slot
+    with transaction.atomic():
+        generation_create(
+            user=UserFactory(),
+            model=openai_model,
+            origin="api",
+            messages=[{"role": "user", "content": "take your time"}],
+        )
+    start_chat_as_a_member(page, live_site, openai_model, "Am I next?")
+    reply = page.locator(".message[data-role=assistant]").last
+    expect(reply.locator(".status-badge")).to_have_text("Queued — position 1")
+    expect(reply).to_have_attribute("data-status", "done", timeout=15_000)
+    expect(reply.locator(".status-badge")).to_have_text("")

@@ -209,9 +209,12 @@ class Generation:
             return
         text, self._pending = "".join(self._pending), []
         self._last_flush = time.monotonic()
-        # Shielded: a stop must not cut a write in half. A write that fails (Redis
-        # away) stays with the publisher, and the next one carries it.
-        await asyncio.shield(self.publisher.chunk(text))
+        # Numbered here, before any await: the outcome's text is the numbered chunks, and a
+        # shielded coroutine only starts on the loop's next turn. Shielded: a stop must not
+        # cut a write in half. A write that fails (Redis away) stays with the publisher,
+        # and the next one carries it.
+        self.publisher.add_chunk(text)
+        await asyncio.shield(self.publisher.sync())
 
     async def _beat(self) -> None:
         while True:

@@ -157,10 +157,14 @@ class Publisher:
 
     async def chunk(self, text: str) -> bool:
         """Log and announce the next chunk; return whether the log now holds every event."""
+        self.add_chunk(text)
+        return await self.sync()
+
+    def add_chunk(self, text: str) -> None:
+        """Number the next chunk (it is in ``text()`` at once); ``sync()`` writes it."""
         self.events.append(
             {"type": "chunk", "generation": self.generation_id, "seq": self.seq + 1, "text": text}
         )
-        return await self.sync()
 
     async def done(
         self,

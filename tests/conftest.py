@@ -56,6 +56,7 @@ def unqueued(monkeypatch):
     in opposite orders)."""
     from webapp.generations import services
 
+    monkeypatch.setattr(services, "queue_place", lambda **kwargs: None)
     monkeypatch.setattr(services, "queue_admit_later", lambda **kwargs: None)
 
 

@@ -148,6 +148,22 @@ def test_a_send_runs_at_most_four_queries(user, conversation, unqueued):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_send_to_a_model_with_a_free_slot_starts_it_with_two_more_queries(
+    user, conversation, monkeypatch
+):
+    from inference.tasks import generate
+
+    sent_tasks = []
+    monkeypatch.setattr(generate, "delay", sent_tasks.append)  # no worker needed
+    with at_most_queries(6):  # the model's row lock and its endpoints' free slots
+        sent = message_send(user=user, conversation_id=conversation.pk, content="Now")
+    generation = Generation.objects.get(pk=sent.assistant_message.generation_id)
+    assert generation.admitted_at is not None
+    assert generation.endpoint == conversation.model.endpoints.get()
+    assert sent_tasks == [str(generation.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_regenerate_runs_at_most_four_queries(user, conversation, unqueued):
     reply = conversation.messages.get(role=Role.ASSISTANT)
     with at_most_queries(4):

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
@@ -85,6 +85,44 @@ def queue_admit(*, model_id: Any) -> list[str]:
     taken = set(admitted)
     _publish_positions(model_id, [w for w in waiting if str(w.id) not in taken])
     return admitted
+
+
+# Per active endpoint of a model: its capacity fields, health, the admitted generations
+# it is serving, and whether any generation of the model waits (the same on every row).
+_PLACES = """
+SELECT e."id", e."max_concurrent", e."reported_capacity", e."healthy",
+       (SELECT COUNT(*) FROM "generations_generation" g
+        WHERE g."endpoint_id" = e."id" AND g."admitted_at" IS NOT NULL
+          AND g."status" IN ('queued', 'streaming')),
+       EXISTS (SELECT 1 FROM "generations_generation" w
+               WHERE w."language_model_id" = %s AND w."status" = 'queued'
+                 AND w."admitted_at" IS NULL)
+FROM "catalog_modelendpoint" e WHERE e."model_id" = %s AND e."is_active"
+"""
+
+
+def queue_place(*, model_id: Any) -> Any | None:
+    """Return the endpoint a new generation of the model may start on at once: the least
+    busy healthy one with a free slot, when nobody waits; else None (it waits its turn).
+
+    Called in the creating transaction, which then holds the model's row lock until it
+    commits: two statements where a full admission round takes five.
+    """
+    model = Generation._meta.get_field("language_model").target_field
+    pk = model.get_db_prep_value(model_id, connection)
+    with connection.cursor() as cursor:
+        LanguageModel.objects.select_for_update(no_key=True).filter(pk=model_id).exists()
+        cursor.execute(_PLACES, [pk, pk])
+        rows = cursor.fetchall()
+    if not rows or rows[0][5]:
+        return None
+    free = {
+        row[0]: (row[1] or row[2] or settings.GENERATION["ENDPOINT_CAPACITY"]) - row[4]
+        for row in rows
+        if row[3]
+    }
+    best = max(free, key=free.__getitem__, default=None)
+    return best if best is not None and free[best] > 0 else None
 
 
 def queue_admit_later(*, model_id: Any) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ from .queue import (
     queue_admit_later,
     queue_admit_safely,
     queue_expire,
+    queue_place,
     queue_retry,
 )
 from .queue import queue_admit_all as queue_admit_all  # the reaper's round, for the task
@@ -80,6 +81,8 @@ def generation_create(
     limits are checked here too (``running``: their active generations, if the caller
     has counted them already).
     """
+    from inference.tasks import generate
+
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
     if not model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[origin]):
@@ -91,17 +94,24 @@ def generation_create(
     sent = _params(model=model, overrides=params or {}, with_defaults=with_defaults)
     budget = model.context_length - sent.get("max_new_tokens", 0)
     kept = context_fit(list(messages), budget)
-    generation = Generation.objects.create(
-        id=generation_id,
-        user=user,
-        language_model=model,
-        origin=origin,
-        messages=kept,
-        trimmed_messages=len(messages) - len(kept),
-        params=sent,
-        channel_group=group or generation_group(generation_id),
-    )
-    queue_admit_later(model_id=model.pk)
+    with transaction.atomic():
+        endpoint = queue_place(model_id=model.pk)
+        generation = Generation.objects.create(
+            id=generation_id,
+            user=user,
+            language_model=model,
+            origin=origin,
+            messages=kept,
+            trimmed_messages=len(messages) - len(kept),
+            params=sent,
+            channel_group=group or generation_group(generation_id),
+            endpoint_id=endpoint,
+            admitted_at=timezone.now() if endpoint is not None else None,
+        )
+    if endpoint is not None:
+        generate.delay_on_commit(str(generation_id))
+    else:
+        queue_admit_later(model_id=model.pk)  # it waits: the round also tells it where
     return generation
 
 

@@ -84,6 +84,14 @@ def live_site(django_db_setup: None, tmp_path_factory) -> Iterator[LiveSite]:
 
 
 @pytest.fixture
+def unqueued(monkeypatch):
+    """Generations are saved but not sent to a worker (what is under test is their creation)."""
+    from inference.tasks import generate
+
+    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)
+
+
+@pytest.fixture
 def user(db):
     return UserFactory()
 

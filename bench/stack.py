@@ -48,6 +48,8 @@ def bench_env(
         # One user drives every stream: lift the per-user limits.
         "GENERATION_LIMIT_CONCURRENT": "1000000",
         "GENERATION_LIMIT_PER_MINUTE": "1000000",
+        "GENERATION_LIMIT_TOKENS_PER_DAY": "0",
+        "GENERATION_LIMIT_SOCKETS": "1000000",
         "PYTHONUNBUFFERED": "1",
     }
     env.update(overrides or {})

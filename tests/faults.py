@@ -84,6 +84,8 @@ def fault_stack(
         # One user sends every reply of a drill: the per-user limits are not under test here.
         "GENERATION_LIMIT_CONCURRENT": "1000",
         "GENERATION_LIMIT_PER_MINUTE": "1000",
+        "GENERATION_LIMIT_TOKENS_PER_DAY": "0",
+        "GENERATION_LIMIT_SOCKETS": "1000",
         **(settings or {}),
     }
     own_redis = redis_server(redis_port).start()
@@ -127,6 +129,14 @@ def session_cookie(user: Any) -> str:
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def signed_in_context(browser: Any, user: Any, site_url: str) -> Any:
+    """A new browser context with ``user``'s session for ``site_url``."""
+    context = browser.new_context()
+    name, value = session_cookie(user).split("=", 1)
+    context.add_cookies([{"name": name, "value": value, "url": site_url}])
+    return context
 
 
 @dataclass

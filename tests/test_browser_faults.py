@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import ConversationFactory, UserFactory
-from tests.faults import FaultStack, fault_stack, session_cookie
+from tests.faults import FaultStack, fault_stack, signed_in_context
 from tests.inference_server import directive
 from tests.test_browser import browser  # noqa: F401 - the fixture
 from webapp.generations.models import Generation, Status
@@ -37,9 +37,7 @@ def test_the_page_resyncs_by_itself_after_redis_restarts_mid_reply(
 ):
     user = UserFactory()
     conversation = ConversationFactory(user=user, model=openai_model)
-    context = browser.new_context()
-    name, value = session_cookie(user).split("=", 1)
-    context.add_cookies([{"name": name, "value": value, "url": stack.web_url}])
+    context = signed_in_context(browser, user, stack.web_url)
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{stack.web_url}/c/{conversation.pk}/")

@@ -25,7 +25,11 @@ TOKENS = [f" t{i}" for i in range(8)]
 
 @pytest.fixture(autouse=True)
 def _no_user_limits(settings):
-    settings.GENERATION_LIMITS = {"CONCURRENT": 100, "PER_MINUTE": 100, "GROUPS": {}}
+    settings.GENERATION_LIMITS = {
+        **settings.GENERATION_LIMITS,
+        "CONCURRENT": 100,
+        "PER_MINUTE": 100,
+    }
 
 
 def create(user, model, content="go") -> str:

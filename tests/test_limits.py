@@ -12,12 +12,7 @@ from webapp.chat.services import message_send
 from webapp.generations.limits import LimitReached
 from webapp.generations.models import Generation, Status
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _unqueued(unqueued):
-    """Nothing streams here."""
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("unqueued")]
 
 
 def test_a_third_reply_at_once_is_refused_and_nothing_is_saved(openai_model):

@@ -10,6 +10,9 @@ import { Thread } from "./thread.js";
 
 const ERROR_TEXT = { busy: "Wait for the current reply to finish, or stop it." };
 const OFFLINE_TEXT = "Not connected: try again in a moment.";
+/** Refusals for a per-user limit: the notice links to the account's Limits page. */
+const LIMIT_CODES = new Set(["too_many_running", "rate_limited", "daily_tokens", "too_many_sockets"]);
+const CLOSE_TOO_MANY_SOCKETS = 4429;
 
 const chat = document.getElementById("chat");
 const conversationId = chat.dataset.conversation;
@@ -18,6 +21,7 @@ const sendButton = document.getElementById("send-button");
 const stopButton = document.getElementById("stop-button");
 const notice = document.getElementById("notice");
 const noticeText = document.getElementById("notice-text");
+const noticeLimits = document.getElementById("notice-limits");
 const connectionStatus = document.getElementById("connection-status");
 
 const thread = new Thread({
@@ -54,6 +58,7 @@ function refreshControls() {
 function showNotice(text, code = "") {
   noticeText.textContent = text;
   notice.dataset.code = code;
+  noticeLimits.hidden = !LIMIT_CODES.has(code);
   notice.hidden = false;
 }
 
@@ -69,6 +74,11 @@ function setConnected(connected, { reconnecting = true } = {}) {
 }
 
 // ---- frames from the server -----------------------------------------------
+
+// Queue positions by generation id, as last told (a `queue` frame may beat its reply's
+// `message` frame).
+const positions = new Map();
+const MAX_POSITIONS = 64;
 
 function statusRank(status) {
   return ACTIVE.has(status) ? (status === "queued" ? 0 : 1) : 2;
@@ -92,6 +102,7 @@ function onMessage(data) {
   if (data.role === "assistant") {
     regenerating = null;
     streams.track(entry.generation, { createdAt: data.created_at });
+    if (positions.has(entry.generation)) entry.position = positions.get(entry.generation);
   }
   entry.parent = data.parent ?? entry.parent;
   // Frames can cross (a chunk may beat the reply's `message`): never go back.
@@ -145,6 +156,8 @@ function onDone(frame) {
 
 function onError(frame) {
   showNotice(ERROR_TEXT[frame.code] || frame.detail || "Something went wrong.", frame.code || "");
+  // Too many sockets: this one closes next; its sends stay pending for the next connection.
+  if (frame.code === "too_many_sockets") return;
   // Errors carry no request id: the frame answers whatever this page is waiting for.
   if (regenerating !== null) regenerating = null;
   else rollBackSends();
@@ -168,6 +181,9 @@ function rollBackSends() {
 /** Where a reply waiting for the model stands in its queue. */
 function onQueue(frame) {
   if (typeof frame.generation !== "string" || !Number.isInteger(frame.position)) return;
+  positions.delete(frame.generation);
+  positions.set(frame.generation, frame.position);
+  if (positions.size > MAX_POSITIONS) positions.delete(positions.keys().next().value);
   const entry = thread.reply(frame.generation);
   if (!entry || entry.status !== "queued") return;
   entry.position = frame.position;
@@ -222,7 +238,7 @@ const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.dataset.wsPath}`, {
   open() {
     failedAttempts = 0;
-    if (notice.dataset.code === "access-changed") hideNotice();
+    if (notice.dataset.code === "access-changed" || notice.dataset.code === "too_many_sockets") hideNotice();
     setConnected(true);
     subscribe();
     flushSends();
@@ -238,6 +254,12 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
     if (event.code === 4401) {
       connectionStatus.hidden = true;
       showNotice("You are signed out. Reload the page to sign in again.", "unauthenticated");
+    } else if (event.code === CLOSE_TOO_MANY_SOCKETS) {
+      // The error frame before the close said why; the socket tries again slowly.
+      connectionStatus.hidden = true;
+      if (notice.dataset.code !== "too_many_sockets") {
+        showNotice("Too many chat tabs are open: close one. This tab tries again every 30 s.", "too_many_sockets");
+      }
     } else if (event.code === 4403) {
       // Access changed (rights, groups, password, account): the reconnect decides again.
       showNotice("Your access changed; reconnecting.", "access-changed");

@@ -1,9 +1,12 @@
 // A websocket that reopens itself after a drop: 0.5 s, 1 s, 2 s, 4 s, then
-// every 5 s, until it connects again.
+// every 5 s, until it connects again. Refused for having too many sockets open
+// (4429), it waits 30 s between tries: another tab has to close first.
 
 const FIRST_DELAY = 500;
 const MAX_DELAY = 5000;
 const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_TOO_MANY_SOCKETS = 4429;
+const CROWDED_DELAY = 30000;
 
 export class ReconnectingSocket {
   /**
@@ -46,12 +49,13 @@ export class ReconnectingSocket {
       if (this.ws !== ws) return;
       this.ws = null;
       this.handlers.close(event);
-      if (!this.stopped && event.code !== CLOSE_UNAUTHENTICATED) this.retry();
+      if (this.stopped || event.code === CLOSE_UNAUTHENTICATED) return;
+      this.retry(event.code === CLOSE_TOO_MANY_SOCKETS ? CROWDED_DELAY : null);
     });
   }
 
-  retry() {
-    const delay = Math.min(FIRST_DELAY * 2 ** this.attempt, MAX_DELAY);
+  retry(wait = null) {
+    const delay = wait ?? Math.min(FIRST_DELAY * 2 ** this.attempt, MAX_DELAY);
     this.attempt += 1;
     this.timer = setTimeout(() => this.open(), delay);
   }

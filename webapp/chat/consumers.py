@@ -21,11 +21,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django import db
 
 from inference import relay
-from webapp.accounts import revocation
+from webapp.accounts import revocation, sockets
 from webapp.core.errors import ApplicationError
 from webapp.core.ids import is_uuid
 from webapp.generations import selectors as generation_selectors
 from webapp.generations import services as generation_services
+from webapp.generations.limits import limits_for
 
 from . import selectors, services, watchdog
 from .models import Role, conversation_group
@@ -90,6 +91,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Accept, then close with a code the browser can read: signed out.
             await self.close(code=revocation.CLOSE_SIGNED_OUT)
             return
+        limits = await database_work(limits_for)(self.user)
+        if not await sockets.socket_admit(self, limit=limits.sockets):
+            return
         await self._watch(revocation.user_group(self.user.pk))
         watchdog.watch(self)
 
@@ -139,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_RESYNC)
 
     async def disconnect(self, code: int) -> None:
+        await sockets.socket_release(self)
         for group in getattr(self, "watching", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -154,7 +159,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             await handler(frame)
         except ApplicationError as exc:
-            await self._send({"type": "error", "code": exc.code, "detail": exc.detail})
+            await self._send({"type": "error", **exc.as_dict()})
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         if frame.get("generation") is not None:

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from webapp.catalog.selectors import model_get_usable, model_list_usable
 from webapp.core.errors import ApplicationError, NotFound
+from webapp.generations.limits import LimitReached
 
 from . import selectors, services
 from .forms import StartForm
@@ -23,6 +24,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 def conversation_new(request: HttpRequest) -> HttpResponse:
     form = StartForm(request.POST)
+    limited = False
     if form.is_valid():
         model = model_get_usable(user=request.user, slug=form.cleaned_data["model"], action="chat")
         if model is None:
@@ -34,9 +36,11 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.detail)
+                limited = isinstance(exc, LimitReached)
             else:
                 return redirect(sent.user_message.conversation)
-    return render(request, "chat/home.html", _page(request, form=form), status=400)
+    page = _page(request, form=form, limit_refused=limited)
+    return render(request, "chat/home.html", page, status=429 if limited else 400)
 
 
 @login_required

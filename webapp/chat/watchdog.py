@@ -1,4 +1,5 @@
-"""Close this process's chat sockets when Redis comes back from a restart.
+"""Close this process's chat sockets when Redis comes back from a restart, and renew
+their leases (each user's open sockets are counted in Redis: accounts/sockets.py).
 
 A restarted Redis has lost the channel layer's subscriptions and any
 announcement made while it was away; the token logs are written again by the
@@ -24,6 +25,7 @@ from typing import Any
 import redis
 
 from inference import relay
+from webapp.accounts import sockets as leases
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +47,18 @@ def watch(socket: Any) -> None:
 
 
 def _run() -> None:
-    known = None
+    known, renewed = None, 0.0
     while True:
         run_id = _run_id()
         if run_id is not None:
             if known is not None and run_id != known:
                 _reset_all()
             known = run_id
-        time.sleep(INTERVAL)
+        every = leases.renew_interval()
+        if time.monotonic() - renewed >= every:
+            renewed = time.monotonic()
+            _renew_leases()
+        time.sleep(min(INTERVAL, every))
 
 
 def _reset_all() -> None:
@@ -63,6 +69,15 @@ def _reset_all() -> None:
         if not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                 asyncio.run_coroutine_threadsafe(socket.reset("Redis restarted"), loop)
+
+
+def _renew_leases() -> None:
+    with _lock:
+        open_ = [(s.user.pk, s.channel_name) for s in _sockets if getattr(s, "leased", False)]
+    try:
+        leases.leases_renew(open_)
+    except (redis.RedisError, OSError) as exc:  # tried again next time; a lease outlasts a few
+        logger.info("could not renew %d socket leases: %s", len(open_), exc)
 
 
 def _run_id() -> str | None:

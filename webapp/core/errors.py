@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApplicationError(Exception):
     """A failure with a stable machine code and a sentence a person can read."""
@@ -13,6 +15,10 @@ class ApplicationError(Exception):
         self.detail = detail
         if code is not None:
             self.code = code
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields an error frame or a JSON error body carries."""
+        return {"code": self.code, "detail": self.detail}
 
 
 class NotFound(ApplicationError):

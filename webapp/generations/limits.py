@@ -1,19 +1,32 @@
-"""How much one user may ask of the models: replies running at once, and replies started
-per minute (GENERATION_LIMITS, with overrides per group). Checked in generation_create,
-before anything is saved; going over says when to try again, and nothing is queued."""
+"""How much one user may ask of the models: replies running at once, replies started per
+minute, tokens per day per model, and chat sockets open at once (GENERATION_LIMITS, with
+overrides per group and, for tokens, per model). Checked in generation_create before
+anything is saved; going over says when it resets, and nothing is queued.
+
+Redis holds the counters: one per user and minute (replies started), and one per user,
+model and UTC day (tokens), which the worker adds to when a generation ends.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from django.conf import settings
 
 from inference import relay
 from webapp.core.errors import ApplicationError
 
 from .models import ACTIVE_STATUSES, Generation
+
+logger = logging.getLogger(__name__)
+
+NO_LIMIT = 10**6  # staff: more than anyone can use
+DAY = 86400
 
 
 class LimitReached(ApplicationError):
@@ -23,11 +36,37 @@ class LimitReached(ApplicationError):
         super().__init__(detail, code=code)
         self.retry_after = retry_after
 
+    def as_dict(self) -> dict[str, Any]:
+        fields = super().as_dict()
+        if self.retry_after is not None:
+            fields["retry_after"] = self.retry_after
+        return fields
+
 
 @dataclass(frozen=True)
 class Limits:
     concurrent: int
     per_minute: int
+    sockets: int
+    staff: bool = False
+    # The defaults, then each of the user's groups that names a limit: what sets tokens.
+    levels: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
+
+    def tokens_per_day(self, model_slug: str) -> int:
+        """The user's daily token budget on this model; 0: no budget.
+
+        At each level (the defaults, each group) a model's own TOKENS_PER_DAY comes before
+        the level's; across levels the most generous wins, and 0 is the most generous.
+        """
+        if self.staff:
+            return 0
+        values = []
+        for level in self.levels:
+            model = level.get("MODELS", {}).get(model_slug, {})
+            value = model.get("TOKENS_PER_DAY", level.get("TOKENS_PER_DAY"))
+            if value is not None:
+                values.append(int(value))
+        return 0 if not values or 0 in values else max(values)
 
 
 def limits_for(user: Any) -> Limits:
@@ -38,23 +77,61 @@ def limits_for(user: Any) -> Limits:
         return cached
     config = settings.GENERATION_LIMITS
     if user.is_staff:
-        limits = Limits(concurrent=10**6, per_minute=10**6)
+        limits = Limits(concurrent=NO_LIMIT, per_minute=NO_LIMIT, sockets=NO_LIMIT, staff=True)
     else:
-        values = [config]
+        levels = [config]
         if config.get("GROUPS"):  # only then is a query needed
             names = set(user.groups.values_list("name", flat=True))
-            values += [v for name, v in config["GROUPS"].items() if name in names]
+            levels += [v for name, v in config["GROUPS"].items() if name in names]
+
+        def most(key: str) -> int:
+            return max(v.get(key, config[key]) for v in levels)
+
         limits = Limits(
-            concurrent=max(v.get("CONCURRENT", config["CONCURRENT"]) for v in values),
-            per_minute=max(v.get("PER_MINUTE", config["PER_MINUTE"]) for v in values),
+            concurrent=most("CONCURRENT"),
+            per_minute=most("PER_MINUTE"),
+            sockets=most("SOCKETS"),
+            levels=tuple(levels),
         )
     user._generation_limits = limits
     return limits
 
 
-def limits_check(*, user: Any, running: int | None = None) -> None:
-    """Refuse a new generation past the user's limits; ``running``, when the caller has
-    already counted the user's active generations, saves the query."""
+def rate_key(user_id: Any, now: float) -> str:
+    return f"gatehouse:rate:{user_id}:{int(now // 60)}"
+
+
+def tokens_key(user_id: Any, model_id: Any, now: float) -> str:
+    return f"gatehouse:tokens:{user_id}:{model_id}:{time.strftime('%Y%m%d', time.gmtime(now))}"
+
+
+def until_minute_ends(now: float) -> int:
+    return max(1, int((now // 60 + 1) * 60 - now) + 1)
+
+
+def until_midnight(now: float) -> int:
+    """Seconds until the UTC day of ``now`` ends (when daily budgets reset)."""
+    return DAY - int(now) % DAY
+
+
+def in_words(seconds: int) -> str:
+    """A wait as a person says it: "5 hours and 12 minutes", "40 seconds"."""
+    hours, minutes = seconds // 3600, (seconds % 3600 + 59) // 60
+    if minutes == 60:
+        hours, minutes = hours + 1, 0
+    if not hours and seconds < 60:
+        return f"{seconds} second{'s' * (seconds != 1)}"
+    parts = [f"{hours} hour{'s' * (hours != 1)}"] if hours else []
+    parts += [f"{minutes} minute{'s' * (minutes != 1)}"] if minutes else []
+    return " and ".join(parts)
+
+
+def limits_check(*, user: Any, model: Any, running: int | None = None) -> None:
+    """Refuse a new generation of ``model`` past the user's limits; ``running``, when the
+    caller has already counted the user's active generations, saves the query.
+
+    The per-minute counter and today's tokens on the model come back in one round trip.
+    """
     limits = limits_for(user)
     if running is None:
         running = Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
@@ -65,18 +142,68 @@ def limits_check(*, user: Any, running: int | None = None) -> None:
             code="too_many_running",
         )
     now = time.time()
-    window = int(now // 60)
-    key = f"gatehouse:rate:{user.pk}:{window}"
+    key = rate_key(user.pk, now)
     client = relay.sync_client()
-    started = client.incr(key)
+    budget = limits.tokens_per_day(model.slug)
+    if budget:
+        pipe = client.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.get(tokens_key(user.pk, model.pk, now))
+        started, used = pipe.execute()
+    else:
+        started, used = client.incr(key), None
     if started == 1:  # the first of this minute: the counter goes with the minute
         client.expire(key, 61)
+    if budget and int(used or 0) >= budget:
+        client.decr(key)  # refused: it did not start
+        wait = until_midnight(now)
+        raise LimitReached(
+            f"You have used {int(used):,} of your {budget:,} tokens for {model.display_name} "
+            f"today (prompts and replies). The budget resets at midnight UTC, in "
+            f"{in_words(wait)}; other models have budgets of their own.",
+            code="daily_tokens",
+            retry_after=wait,
+        )
     if started > limits.per_minute:
         client.decr(key)
-        wait = max(1, int((window + 1) * 60 - now) + 1)
+        wait = until_minute_ends(now)
         raise LimitReached(
             f"You have started {limits.per_minute} replies this minute, the most for your "
             f"account. Try again in {wait} s.",
             code="rate_limited",
             retry_after=wait,
+        )
+
+
+def tokens_record(
+    *, generation_id: str, prompt_tokens: int | None, generated_tokens: int | None
+) -> None:
+    """Add a finished generation's tokens to its user's count for the model and UTC day.
+
+    Counted: the prompt's tokens as the server reported them (estimated from the saved
+    input when it reported none) and the generated ones. A Redis failure loses this
+    count, never the generation.
+    """
+    fields = ["user_id", "language_model_id"] + (["messages"] if prompt_tokens is None else [])
+    row = Generation.objects.filter(pk=generation_id).values(*fields).first()
+    if row is None:
+        return
+    if prompt_tokens is None:
+        from .services import estimated_tokens
+
+        prompt_tokens = sum(map(estimated_tokens, row["messages"] or []))
+    tokens = prompt_tokens + (generated_tokens or 0)
+    if not tokens:
+        return
+    now = time.time()
+    key = tokens_key(row["user_id"], row["language_model_id"], now)
+    try:
+        pipe = relay.sync_client().pipeline(transaction=False)
+        # Kept a little past its day: the web and worker machines' clocks may differ.
+        pipe.incrby(key, tokens)
+        pipe.expire(key, until_midnight(now) + 3600)
+        pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning(
+            "generation %s: its %d tokens were not counted: %s", generation_id, tokens, exc
         )

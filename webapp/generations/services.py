@@ -28,7 +28,7 @@ from webapp.catalog.policy import Action, model_can_use
 from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
 from webapp.core.ids import is_uuid
 
-from .limits import limits_check
+from .limits import limits_check, tokens_record
 from .models import Generation, Origin, Status, generation_group
 from .queue import (
     NO_ENDPOINT_DETAIL,
@@ -89,7 +89,7 @@ def generation_create(
         raise PermissionDenied("You do not have access to this model.")
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
-    limits_check(user=user, running=running)
+    limits_check(user=user, model=model, running=running)
     generation_id = uuid.uuid4()
     sent = _params(model=model, overrides=params or {}, with_defaults=with_defaults)
     budget = model.context_length - sent.get("max_new_tokens", 0)
@@ -308,6 +308,11 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         error_detail=outcome.error_detail,
         finished_at=now,
         updated_at=now,
+    )
+    tokens_record(
+        generation_id=generation_id,
+        prompt_tokens=outcome.prompt_tokens,
+        generated_tokens=outcome.generated_tokens,
     )
 
 

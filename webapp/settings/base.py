@@ -200,13 +200,22 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Generation knobs (seconds unless named otherwise).
-# Per user (staff have none): replies running at once and replies started per minute.
-# GROUPS raises them for members of a group, e.g. {"researchers": {"CONCURRENT": 8}}.
+# Per user (staff have none): replies running at once, replies started per minute, tokens
+# (prompt and reply) per UTC day on each model (0: no budget), and chat sockets open at once.
+# GROUPS raises them for members of a group, e.g. {"researchers": {"CONCURRENT": 8}};
+# MODELS sets a model's own daily budget, at the top level or in a group:
+# {"llama-70b": {"TOKENS_PER_DAY": 50000}}. Both also come as JSON from the environment.
 GENERATION_LIMITS: dict = {
     "CONCURRENT": env.int("GENERATION_LIMIT_CONCURRENT", default=2),
     "PER_MINUTE": env.int("GENERATION_LIMIT_PER_MINUTE", default=20),
-    "GROUPS": {},
+    "TOKENS_PER_DAY": env.int("GENERATION_LIMIT_TOKENS_PER_DAY", default=500_000),
+    "SOCKETS": env.int("GENERATION_LIMIT_SOCKETS", default=20),
+    "GROUPS": env.json("GENERATION_LIMIT_GROUPS", default={}),
+    "MODELS": env.json("GENERATION_LIMIT_MODELS", default={}),
 }
+# Seconds an open chat socket counts towards its user's SOCKETS without its web process
+# renewing it: the sockets of a process that died stop counting after this.
+CHAT_SOCKET_LEASE = env.float("CHAT_SOCKET_LEASE", default=60.0)
 
 GENERATION = {
     "FIRST_TOKEN_TIMEOUT": env.float("GENERATION_FIRST_TOKEN_TIMEOUT", default=120.0),

@@ -191,3 +191,26 @@ def test_the_queue_outlives_its_worker(celery_worker_process, inference):
     ended = wait_until_final(ids)
     assert [g.status for g in ended] == [Status.DONE] * 3
     assert ended[0].started_at < ended[1].started_at < ended[2].started_at
+
+
+def test_a_reply_that_waited_past_the_queue_timeout_fails_and_the_next_is_admitted(
+    inference, admit, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inference.tasks import reap_generations
+
+    model = one_slot_model(inference.url)
+    user = UserFactory()
+    busy, stale, fresh = (create(user, model, f"q{n}") for n in range(3))
+    admit(model)
+    Generation.objects.filter(pk=stale).update(created_at=timezone.now() - timedelta(hours=1))
+    settings.GENERATION = {**settings.GENERATION, "QUEUE_TIMEOUT": 600}
+    finish(busy)
+    reap_generations()
+    saved = Generation.objects.get(pk=stale)
+    assert (saved.status, saved.error_code) == (Status.FAILED, "queue_timeout")
+    assert "too long" in saved.error_detail
+    assert Generation.objects.get(pk=fresh).admitted_at is not None  # the reaper's round

@@ -1,4 +1,4 @@
-"""One rule, everywhere: each policy × each kind of user × each entry point of the chat
+"""One rule, everywhere: every policy, every kind of user and every entry point of the chat
 (model list, model page, chat page, websocket send) is let in or refused with the same
 sentence."""
 

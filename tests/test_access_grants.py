@@ -211,3 +211,18 @@ def test_a_grant_the_holder_ended_in_the_admin_is_not_changeable_there(client, g
     assert page.status_code == 200 and 'name="levels"' not in page.content.decode()
     client.post(f"/admin/access/grant/{grant.pk}/delete/", {"post": "yes"})
     assert Grant.objects.filter(pk=grant.pk).exists()
+
+
+def test_a_private_models_group_change_tells_its_members_sockets():
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="team")
+    member, outsider = UserFactory(), UserFactory()
+    member.groups.add(group)
+    model = LanguageModelFactory(access_policy="private")
+    before, other = epoch(member), epoch(outsider)
+    model.allowed_groups.add(group)
+    assert epoch(member) == before + 1 and model_can_use(user=member, model=model)
+    model.allowed_groups.clear()
+    assert epoch(member) == before + 2 and not model_can_use(user=member, model=model)
+    assert epoch(outsider) == other

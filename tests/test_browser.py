@@ -204,13 +204,14 @@ def test_a_reply_waiting_for_a_busy_model_shows_its_place_in_the_queue_then_stre
 ):
     from django.db import transaction
 
-    from webapp.generations.services import generation_create
+    from webapp.generations.services import generation_create, generation_stop
 
     openai_model.endpoints.update(max_concurrent=1)
-    inference.push({"n_tokens": 40, "rate": 20})  # someone else's reply holds the one slot
+    inference.push({"n_tokens": 1000, "rate": 20})  # someone else's reply holds the one slot
+    someone = UserFactory()
     with transaction.atomic():
-        generation_create(
-            user=UserFactory(),
+        blocker = generation_create(
+            user=someone,
             model=openai_model,
             origin="api",
             messages=[{"role": "user", "content": "take your time"}],
@@ -218,5 +219,6 @@ def test_a_reply_waiting_for_a_busy_model_shows_its_place_in_the_queue_then_stre
     start_chat_as_a_member(page, live_site, openai_model, "Am I next?")
     reply = page.locator(".message[data-role=assistant]").last
     expect(reply.locator(".status-badge")).to_have_text("Queued — position 1")
+    generation_stop(user=someone, generation_id=blocker.pk)  # the slot comes free
     expect(reply).to_have_attribute("data-status", "done", timeout=15_000)
     expect(reply.locator(".status-badge")).to_have_text("")

@@ -17,5 +17,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("models/", include("webapp.catalog.urls")),
     path("generations/", include("webapp.generations.urls")),
+    path("", include("webapp.access.urls")),
     path("", include("webapp.chat.urls")),
 ]

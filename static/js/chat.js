@@ -1,6 +1,6 @@
 // One conversation: the composer and the websocket that streams replies
-// (docs/protocol.md). The server sends `message`, `chunk`, `done` and `error`
-// frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
+// (docs/protocol.md). The server sends `message`, `chunk`, `done`, `error` and
+// `access` frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
 // Chunks are keyed by generation: streams.js decides which ones to show.
 import { autoGrow, submitOnEnter } from "./composer.js";
 import { renderDetails } from "./reply.js";
@@ -35,6 +35,8 @@ const streams = new GenerationStreams({ resubscribe: () => subscribe() });
 const pending = new Map();
 let regenerating = null;
 let failedAttempts = 0;
+/** Why this user may not send to the conversation's model any more, if they may not. */
+let refusal = chat.dataset.refused === "true" ? noticeText.textContent : "";
 
 // ---- controls and notices -------------------------------------------------
 
@@ -49,10 +51,14 @@ function refreshControls() {
   const active = thread.activeReplies().pop();
   const busy = isBusy();
   chat.dataset.busy = String(busy);
-  sendButton.disabled = busy;
+  chat.dataset.refused = String(Boolean(refusal));
+  sendButton.disabled = busy || Boolean(refusal);
+  input.disabled = Boolean(refusal);
   stopButton.hidden = !active;
   stopButton.disabled = Boolean(active?.stopRequested);
-  for (const button of thread.list.querySelectorAll(".regenerate-button")) button.disabled = busy;
+  for (const button of thread.list.querySelectorAll(".regenerate-button")) {
+    button.disabled = busy || Boolean(refusal);
+  }
 }
 
 function showNotice(text, code = "") {
@@ -155,6 +161,10 @@ function onDone(frame) {
 }
 
 function onError(frame) {
+  if (frame.code === "forbidden") {
+    onAccess({ conversation: conversationId, detail: frame.detail });
+    return;
+  }
   showNotice(ERROR_TEXT[frame.code] || frame.detail || "Something went wrong.", frame.code || "");
   // Too many sockets: this one closes next; its sends stay pending for the next connection.
   if (frame.code === "too_many_sockets") return;
@@ -190,12 +200,22 @@ function onQueue(frame) {
   thread.renderStatus(entry);
 }
 
+/** The model is closed to this user now (a revocation, an expiry, a new licence). */
+function onAccess(frame) {
+  if (frame.conversation !== conversationId) return;
+  refusal = frame.detail || "You no longer have access to this model.";
+  rollBackSends();
+  showNotice(refusal, "access");
+  refreshControls();
+}
+
 const HANDLERS = {
   message: (frame) => onMessage(frame.message),
   chunk: onChunk,
   done: onDone,
   error: onError,
   queue: onQueue,
+  access: onAccess,
 };
 
 // ---- the socket -----------------------------------------------------------
@@ -284,7 +304,7 @@ function newClientId() {
 
 function send() {
   const content = input.value.trim();
-  if (!content || isBusy()) return;
+  if (!content || isBusy() || refusal) return;
   hideNotice();
   const clientId = newClientId();
   const parent = thread.leaf()?.id ?? null;
@@ -315,7 +335,7 @@ function stop() {
 }
 
 function regenerate(entry, { sameSettings = false } = {}) {
-  if (!entry || isBusy()) return;
+  if (!entry || isBusy() || refusal) return;
   if (!socket.send({ type: "regenerate", message: entry.id, same_settings: sameSettings })) {
     showNotice(OFFLINE_TEXT, "offline");
     return;

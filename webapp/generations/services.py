@@ -24,7 +24,7 @@ from inference.backends import ChatMessage, Endpoint
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import Action, model_can_use
+from webapp.catalog.policy import Action, access_refusal
 from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
 from webapp.core.ids import is_uuid
 
@@ -85,8 +85,9 @@ def generation_create(
 
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
-    if not model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[origin]):
-        raise PermissionDenied("You do not have access to this model.")
+    refusal = access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[origin])
+    if refusal is not None:
+        raise PermissionDenied(refusal)
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
     limits_check(user=user, model=model, running=running)
@@ -171,10 +172,9 @@ def generation_claim(*, generation_id: str) -> Job | None:
     if claimed is None:
         return None
     messages, params, group, endpoint, access = claimed
-    if not _still_allowed(access):
-        raise GenerationRefused(
-            "forbidden", "You no longer have access to this model.", group=group
-        )
+    refusal = _refusal(access)
+    if refusal is not None:
+        raise GenerationRefused("forbidden", refusal, group=group)
     if endpoint is None:
         raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=group)
     return Job(
@@ -197,17 +197,26 @@ class _Access:
     model_id: Any
     model_active: bool
     policy: str
+    gate_id: Any
     origin: str
 
 
-def _still_allowed(access: _Access) -> bool:
-    """The access rule again, as the worker takes the generation (it may have changed)."""
+def _refusal(access: _Access) -> str | None:
+    """The access rule again, as the worker takes the generation (it may have changed).
+
+    The user and model are built from the ids the claim read: the rule reads
+    grants and group memberships by id.
+    """
     from webapp.accounts.models import User
 
     user = User(pk=access.user_id, is_active=access.user_active, is_staff=access.user_staff)
-    model = LanguageModel(pk=access.model_id, is_active=access.model_active)
-    model.access_policy = access.policy
-    return model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[access.origin])
+    model = LanguageModel(
+        pk=access.model_id,
+        is_active=access.model_active,
+        access_policy=access.policy,
+        gate_id=access.gate_id,
+    )
+    return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
 _Claimed = tuple[list[ChatMessage], dict[str, Any], str, Endpoint | None, _Access]
@@ -221,7 +230,7 @@ RETURNING "language_model_id", "messages", "params", "channel_group", "user_id",
           "endpoint_id"
 """
 _ACCESS = """
-SELECT u."is_active", u."is_staff", m."is_active", m."access_policy"
+SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
 FROM "accounts_user" u, "catalog_languagemodel" m WHERE u."id" = %s AND m."id" = %s
 """
 _ENDPOINT = """
@@ -237,7 +246,7 @@ _CLAIM_WITH_ENDPOINT = (
     + """)
 SELECT c."messages", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
-       c."origin",
+       m."gate_id", c."origin",
        e."id", e."url", e."api_key", m."backend", m."backend_model"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
@@ -259,20 +268,27 @@ def _claim(generation_id: str) -> _Claimed | None:
             row = cursor.fetchone()
             if row is None:
                 return None
-            endpoint = _endpoint(*row[10:]) if row[10] is not None else None
+            endpoint = _endpoint(*row[11:]) if row[11] is not None else None
             messages, params, group = row[:3]
-            return _json(messages), _json(params), group, endpoint, _Access(*row[3:10])
+            return _json(messages), _json(params), group, endpoint, _Access(*row[3:11])
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
         model_id, messages, params, group, user_id, origin, endpoint_id = row
         cursor.execute(_ACCESS, [user_id, model_id])
-        user_active, user_staff, model_active, policy = cursor.fetchone()
+        user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
         found = cursor.fetchone()
     access = _Access(
-        user_id, bool(user_active), bool(user_staff), model_id, bool(model_active), policy, origin
+        user_id,
+        bool(user_active),
+        bool(user_staff),
+        model_id,
+        bool(model_active),
+        policy,
+        gate_id,
+        origin,
     )
     endpoint = _endpoint(*found) if found else None
     return _json(messages), _json(params), group, endpoint, access

@@ -13,6 +13,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/tokens/", include("webapp.accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("models/", include("webapp.catalog.urls")),
     path("generations/", include("webapp.generations.urls")),

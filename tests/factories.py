@@ -3,6 +3,7 @@ from __future__ import annotations
 import factory
 from factory.django import DjangoModelFactory
 
+from webapp.access.models import AccessRequest, Gate, GateField, GateLevel, Grant, LicenceVersion
 from webapp.accounts.models import User
 from webapp.catalog.models import AccessPolicy, LanguageModel, ModelEndpoint
 from webapp.chat.models import Conversation, Message, Role
@@ -81,3 +82,71 @@ def reply_factory(*, conversation: Conversation, parent: Message | None, **gener
     return MessageFactory(
         conversation=conversation, parent=parent, role=Role.ASSISTANT, content="", generation=made
     )
+
+
+class GateFactory(DjangoModelFactory):
+    class Meta:
+        model = Gate
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"gate-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    description = "Researchers at an institution may apply."
+
+
+class GateLevelFactory(DjangoModelFactory):
+    class Meta:
+        model = GateLevel
+
+    gate = factory.SubFactory(GateFactory)
+    level = "chat"
+    description = "Chat with the model in the browser."
+
+
+class GateFieldFactory(DjangoModelFactory):
+    class Meta:
+        model = GateField
+
+    gate = factory.SubFactory(GateFactory)
+    name = factory.Sequence(lambda n: f"field-{n}")
+    label = "Affiliation"
+
+
+class LicenceVersionFactory(DjangoModelFactory):
+    class Meta:
+        model = LicenceVersion
+
+    gate = factory.SubFactory(GateFactory)
+    version = 1
+    title = "Research licence"
+    text = "Use it for **research** only."
+
+
+def gate_factory(*, levels=("chat", "api", "weights"), auto=(), licence=True, **fields) -> Gate:
+    """A gate offering ``levels`` (those in ``auto`` approved at once), with a licence."""
+    gate = GateFactory(**fields)
+    for level in levels:
+        GateLevelFactory(gate=gate, level=level, auto_approve=level in auto)
+    if licence:
+        LicenceVersionFactory(gate=gate)
+    return gate
+
+
+class AccessRequestFactory(DjangoModelFactory):
+    class Meta:
+        model = AccessRequest
+
+    gate = factory.SubFactory(GateFactory)
+    user = factory.SubFactory(UserFactory)
+    levels = factory.LazyFunction(lambda: ["chat"])
+    answers = factory.LazyFunction(dict)
+
+
+class GrantFactory(DjangoModelFactory):
+    class Meta:
+        model = Grant
+
+    gate = factory.SubFactory(GateFactory)
+    user = factory.SubFactory(UserFactory)
+    levels = factory.LazyFunction(lambda: ["chat"])
+    licence_version = factory.LazyAttribute(lambda o: o.gate.licences.order_by("-version").first())

@@ -1,6 +1,6 @@
 // One conversation: the composer and the websocket that streams replies
-// (docs/protocol.md). The server sends `message`, `chunk`, `done` and `error`
-// frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
+// (docs/protocol.md). The server sends `message`, `chunk`, `done`, `error` and
+// `access` frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
 // Chunks are keyed by generation: streams.js decides which ones to show.
 import { autoGrow, submitOnEnter } from "./composer.js";
 import { renderDetails } from "./reply.js";
@@ -31,6 +31,8 @@ const streams = new GenerationStreams({ resubscribe: () => subscribe() });
 const pending = new Map();
 let regenerating = null;
 let failedAttempts = 0;
+/** Why this user may not send to the conversation's model any more, if they may not. */
+let refusal = chat.dataset.refused === "true" ? noticeText.textContent : "";
 
 // ---- controls and notices -------------------------------------------------
 
@@ -45,7 +47,9 @@ function refreshControls() {
   const active = thread.activeReplies().pop();
   const busy = isBusy();
   chat.dataset.busy = String(busy);
-  sendButton.disabled = busy;
+  chat.dataset.refused = String(Boolean(refusal));
+  sendButton.disabled = busy || Boolean(refusal);
+  input.disabled = Boolean(refusal);
   stopButton.hidden = !active;
   stopButton.disabled = Boolean(active?.stopRequested);
   for (const button of thread.list.querySelectorAll(".regenerate-button")) button.disabled = busy;
@@ -144,6 +148,10 @@ function onDone(frame) {
 }
 
 function onError(frame) {
+  if (frame.code === "forbidden") {
+    onAccess({ conversation: conversationId, detail: frame.detail });
+    return;
+  }
   showNotice(ERROR_TEXT[frame.code] || frame.detail || "Something went wrong.", frame.code || "");
   // Errors carry no request id: the frame answers whatever this page is waiting for.
   if (regenerating !== null) regenerating = null;
@@ -165,7 +173,22 @@ function rollBackSends() {
   }
 }
 
-const HANDLERS = { message: (frame) => onMessage(frame.message), chunk: onChunk, done: onDone, error: onError };
+/** The model is closed to this user now (a revocation, an expiry, a new licence). */
+function onAccess(frame) {
+  if (frame.conversation !== conversationId) return;
+  refusal = frame.detail || "You no longer have access to this model.";
+  rollBackSends();
+  showNotice(refusal, "access");
+  refreshControls();
+}
+
+const HANDLERS = {
+  message: (frame) => onMessage(frame.message),
+  chunk: onChunk,
+  done: onDone,
+  error: onError,
+  access: onAccess,
+};
 
 // ---- the socket -----------------------------------------------------------
 
@@ -247,7 +270,7 @@ function newClientId() {
 
 function send() {
   const content = input.value.trim();
-  if (!content || isBusy()) return;
+  if (!content || isBusy() || refusal) return;
   hideNotice();
   const clientId = newClientId();
   const parent = thread.leaf()?.id ?? null;

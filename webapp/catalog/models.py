@@ -52,7 +52,17 @@ class LanguageModel(BaseModel):
     access_policy = models.CharField(
         max_length=16, choices=AccessPolicy.choices, default=AccessPolicy.REGISTERED
     )
-    allowed_groups = models.ManyToManyField("auth.Group", blank=True, related_name="+")
+    allowed_groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="+", help_text="Private models: who may use them."
+    )
+    gate = models.ForeignKey(
+        "access.Gate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="models",
+        help_text="Gated models: the gate whose grants open them.",
+    )
     is_active = models.BooleanField(default=True)
     position = models.IntegerField(default=0, help_text="Lower comes first in lists.")
 
@@ -66,6 +76,10 @@ class LanguageModel(BaseModel):
         from django.urls import reverse
 
         return reverse("catalog:model_detail", kwargs={"slug": self.slug})
+
+    def clean(self) -> None:
+        if self.gate_id is not None and self.access_policy != AccessPolicy.GATED:
+            raise ValidationError({"gate": "Only a gated model has a gate."})
 
     def licence_link(self) -> str:
         """Return the licence URL if it may be a link, else "" (whatever the database holds)."""

@@ -7,12 +7,13 @@ from typing import Any
 from inference.params import BackendKind
 
 from .models import LanguageModel, ModelEndpoint
-from .policy import Action, model_can_use
+from .policy import Action, model_can_use, models_usable
 
 
 def model_list_usable(*, user: Any, action: Action = "chat") -> list[LanguageModel]:
+    """Return the active models ``user`` may use for ``action``: three queries at most."""
     models = LanguageModel.objects.filter(is_active=True)
-    return [m for m in models if model_can_use(user=user, model=m, action=action)]
+    return models_usable(user=user, models=models, action=action)
 
 
 def model_get_usable(*, user: Any, slug: str, action: Action = "view") -> LanguageModel | None:
@@ -20,6 +21,11 @@ def model_get_usable(*, user: Any, slug: str, action: Action = "view") -> Langua
     if model is None or not model_can_use(user=user, model=model, action=action):
         return None
     return model
+
+
+def model_get(*, slug: str) -> LanguageModel | None:
+    """Return the active model ``slug`` whoever asks (callers decide what to show)."""
+    return LanguageModel.objects.filter(slug=slug, is_active=True).select_related("gate").first()
 
 
 def endpoint_list_serving() -> list[tuple[BackendKind, str, str]]:

@@ -22,6 +22,7 @@ from django import db
 
 from inference import relay
 from webapp.accounts import revocation
+from webapp.catalog.policy import access_refusal
 from webapp.core.errors import ApplicationError
 from webapp.core.ids import is_uuid
 from webapp.generations import selectors as generation_selectors
@@ -180,6 +181,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             replayed = await self._replay(generation_id, known.get(generation_id, 0))
             if not replayed and generation_id in known and not reply.is_active:
                 await self._send_message(reply)  # its log expired while the page was away
+        await self._tell_access(conversation)
+
+    async def _tell_access(self, conversation: Any) -> None:
+        """Say so if the user may no longer send to the conversation's model (and why)."""
+        refusal = await database_work(access_refusal)(
+            user=self.user, model_or_gate=conversation.model, action="chat"
+        )
+        if refusal is not None:
+            await self._send(
+                {"type": "access", "conversation": str(conversation.pk), "detail": refusal}
+            )
 
     async def _subscribe_generation(self, frame: dict[str, Any]) -> None:
         generation_id = _field(frame, "generation", str)

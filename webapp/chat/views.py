@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from webapp.catalog.policy import access_refusal
 from webapp.catalog.selectors import model_get_usable, model_list_usable
 from webapp.core.errors import ApplicationError, NotFound
 
@@ -56,6 +57,10 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
             conversation=conversation,
             chat_messages=path,
             messages_data=[selectors.message_serialize(m) for m in path],
+            # The history stays the user's to read; only sending needs the model.
+            refusal=access_refusal(
+                user=request.user, model_or_gate=conversation.model, action="chat"
+            ),
         ),
     )
 

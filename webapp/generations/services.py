@@ -25,7 +25,7 @@ from inference.backends import ChatMessage, Endpoint
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel, ModelEndpoint
-from webapp.catalog.policy import Action, model_can_use
+from webapp.catalog.policy import Action, access_refusal
 from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
 from webapp.core.ids import is_uuid
 
@@ -76,8 +76,9 @@ def generation_create(
 
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
-    if not model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[origin]):
-        raise PermissionDenied("You do not have access to this model.")
+    refusal = access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[origin])
+    if refusal is not None:
+        raise PermissionDenied(refusal)
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
     limits_check(user=user, running=running)
@@ -155,10 +156,9 @@ def generation_claim(*, generation_id: str) -> Job | None:
     if claimed is None:
         return None
     messages, params, group, endpoints, access = claimed
-    if not _still_allowed(access):
-        raise GenerationRefused(
-            "forbidden", "You no longer have access to this model.", group=group
-        )
+    refusal = _refusal(access)
+    if refusal is not None:
+        raise GenerationRefused("forbidden", refusal, group=group)
     if not endpoints:
         raise GenerationRefused(
             "no_endpoint", "This model has no server configured right now.", group=group
@@ -183,17 +183,26 @@ class _Access:
     model_id: Any
     model_active: bool
     policy: str
+    gate_id: Any
     origin: str
 
 
-def _still_allowed(access: _Access) -> bool:
-    """The access rule again, as the worker takes the generation (it may have changed)."""
+def _refusal(access: _Access) -> str | None:
+    """The access rule again, as the worker takes the generation (it may have changed).
+
+    The user and model are built from the ids the claim read: the rule reads
+    grants and group memberships by id.
+    """
     from webapp.accounts.models import User
 
     user = User(pk=access.user_id, is_active=access.user_active, is_staff=access.user_staff)
-    model = LanguageModel(pk=access.model_id, is_active=access.model_active)
-    model.access_policy = access.policy
-    return model_can_use(user=user, model=model, action=ORIGIN_ACTIONS[access.origin])
+    model = LanguageModel(
+        pk=access.model_id,
+        is_active=access.model_active,
+        access_policy=access.policy,
+        gate_id=access.gate_id,
+    )
+    return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
 _Claimed = tuple[list[ChatMessage], dict[str, Any], str, list[Endpoint], _Access]
@@ -205,7 +214,7 @@ WHERE "id" = %s AND "status" = %s
 RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin"
 """
 _ACCESS = """
-SELECT u."is_active", u."is_staff", m."is_active", m."access_policy"
+SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
 FROM "accounts_user" u, "catalog_languagemodel" m WHERE u."id" = %s AND m."id" = %s
 """
 # PostgreSQL claims and reads the model's active endpoints in one statement: a row per
@@ -216,7 +225,7 @@ _CLAIM_WITH_ENDPOINTS = (
     + """)
 SELECT c."messages", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
-       c."origin",
+       m."gate_id", c."origin",
        e."id", e."url", e."api_key", m."backend", m."backend_model"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
@@ -238,18 +247,25 @@ def _claim(generation_id: str) -> _Claimed | None:
             rows = cursor.fetchall()
             if not rows:
                 return None
-            endpoints = [_endpoint(*row[10:]) for row in rows if row[10] is not None]
+            endpoints = [_endpoint(*row[11:]) for row in rows if row[11] is not None]
             messages, params, group = rows[0][:3]
-            return _json(messages), _json(params), group, endpoints, _Access(*rows[0][3:10])
+            return _json(messages), _json(params), group, endpoints, _Access(*rows[0][3:11])
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
         model_id, messages, params, group, user_id, origin = row
         cursor.execute(_ACCESS, [user_id, model_id])
-        user_active, user_staff, model_active, policy = cursor.fetchone()
+        user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
     access = _Access(
-        user_id, bool(user_active), bool(user_staff), model_id, bool(model_active), policy, origin
+        user_id,
+        bool(user_active),
+        bool(user_staff),
+        model_id,
+        bool(model_active),
+        policy,
+        gate_id,
+        origin,
     )
     rows = ModelEndpoint.objects.filter(model_id=model_id, is_active=True).values_list(
         "id", "url", "api_key", "model__backend", "model__backend_model"

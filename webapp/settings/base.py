@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "webapp.core",
     "webapp.accounts",
     "webapp.catalog",
+    "webapp.access",
     "webapp.generations",
     "webapp.chat",
 ]

@@ -1,0 +1,1 @@
+"""Read access to gates, requests, grants and the audit log."""

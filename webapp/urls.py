@@ -17,5 +17,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("models/", include("webapp.catalog.urls")),
     path("generations/", include("webapp.generations.urls")),
+    path("weights/", include("webapp.weights.urls")),
+    path("", include("webapp.weights.hub_urls")),
     path("", include("webapp.chat.urls")),
 ]

@@ -30,11 +30,12 @@ from .browser import link_url, refused
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
-def hub_error(status: int, code: str | None, message: str) -> JsonResponse:
+def hub_error(status: int, code: str | None, message: str, *, header: str = "") -> JsonResponse:
+    """The Hub's error shape: the reason in the body and ``X-Error-Message`` (HEAD has no body)."""
     response = JsonResponse({"error": message}, status=status)
     if code:
         response["X-Error-Code"] = code
-    response["X-Error-Message"] = message.replace("\n", " ")
+    response["X-Error-Message"] = (header or message).replace("\n", " ")
     return response
 
 
@@ -46,7 +47,8 @@ def _authorize(request: HttpRequest, gate: Gate, **detail: object) -> Downloader
     except DownloadRefused as exc:
         refused(request, exc, via="hub", gate=gate, **detail)  # the audit entry
         if exc.status == 401 and request.headers.get("Authorization"):
-            return hub_error(401, None, INVALID_CREDENTIALS)
+            # huggingface_hub reads this exact message as "a bad token", not "no such repo".
+            return hub_error(401, None, exc.detail, header=INVALID_CREDENTIALS)
         message = f"Access to model {gate.slug} is restricted. {exc.detail}"
         return hub_error(exc.status, "GatedRepo", message)
     return downloader

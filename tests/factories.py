@@ -140,6 +140,7 @@ class AccessRequestFactory(DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     levels = factory.LazyFunction(lambda: ["chat"])
     answers = factory.LazyFunction(dict)
+    licence_version = factory.LazyAttribute(lambda o: o.gate.licences.order_by("-version").first())
 
 
 class GrantFactory(DjangoModelFactory):

@@ -38,7 +38,10 @@ def test_the_application_cannot_change_or_delete_an_entry(entry):
     ],
 )
 def test_the_database_refuses_sql_that_would_rewrite_the_log(entry, sql):
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
     assert AuditEntry.objects.get(pk=entry.pk).action == "request.submitted"

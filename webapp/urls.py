@@ -18,6 +18,7 @@ urlpatterns = [
     path("models/", include("webapp.catalog.urls")),
     path("generations/", include("webapp.generations.urls")),
     path("weights/", include("webapp.weights.urls")),
+    path("", include("webapp.access.urls")),
     path("", include("webapp.weights.hub_urls")),
     path("", include("webapp.chat.urls")),
 ]

@@ -62,7 +62,7 @@ class LanguageModelForm(forms.ModelForm):
 
     class Meta:
         model = LanguageModel
-        fields = ["slug", *MODEL_FIELDS, "allowed_groups"]
+        fields = ["slug", *MODEL_FIELDS, "gate", "allowed_groups"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -82,7 +82,15 @@ class LanguageModelForm(forms.ModelForm):
 class LanguageModelAdmin(admin.ModelAdmin):
     form = LanguageModelForm
     inlines = [EndpointInline]
-    list_display = ["display_name", "slug", "backend", "access_policy", "is_active", "position"]
+    list_display = [
+        "display_name",
+        "slug",
+        "backend",
+        "access_policy",
+        "gate",
+        "is_active",
+        "position",
+    ]
     list_filter = ["backend", "access_policy", "is_active"]
     search_fields = ["slug", "display_name"]
     prepopulated_fields = {"slug": ["display_name"]}

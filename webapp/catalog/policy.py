@@ -112,7 +112,7 @@ def _explain(
     refusal: Refusal, user: Any, model: LanguageModel, action: Action, facts: Facts
 ) -> str:
     if refusal == "gate":
-        gate = Gate.objects.get(pk=model.gate_id)
+        gate = Gate.objects.get(pk=model.gate_id)  # type: ignore[misc]  # set: refusal is "gate"
         return grant_refusal_reason(
             user_id=user.pk,
             gate=gate,

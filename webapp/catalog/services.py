@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model
 from django.utils.text import slugify
 
 from inference.params import ParamsError, params_parse
+from webapp.access.models import Gate
+from webapp.core.validation import field_errors
 
 from .models import LanguageModel, ModelEndpoint
 
@@ -61,24 +61,38 @@ def model_upsert(*, spec: Mapping[str, Any]) -> tuple[LanguageModel, bool]:
 
 
 def model_load_many(*, specs: Any) -> list[tuple[LanguageModel, bool]]:
-    """Upsert every spec, all or nothing.
+    """Upsert every spec, all or nothing (see ``catalog_load``)."""
+    return catalog_load(models=specs)[1]
 
-    Every field is validated first, as the admin validates it (``full_clean``: types,
+
+def catalog_load(
+    *, models: Any, gates: Any = None
+) -> tuple[list[tuple[Gate, bool]], list[tuple[LanguageModel, bool]]]:
+    """Upsert every gate, then every model, all or nothing.
+
+    Every field is validated as the admin validates it (``full_clean``: types,
     lengths, choices, URLs), and the ModelSpecError raised lists every problem of
-    every spec; nothing is written unless all of them are valid.
+    every spec; nothing is written unless all of them are valid (gates are saved
+    first, so models can name them, and rolled back with the rest).
     """
-    if not isinstance(specs, list):
+    from webapp.access.services.load import gate_load_many
+
+    if models is None and gates is not None:
+        models = []
+    if not isinstance(models, list):
         raise ModelSpecError("The file must hold a list of models under 'models:'.")
     with transaction.atomic():
-        plans, errors, slugs = [], [], set()
-        for spec in specs:
+        loaded, errors = gate_load_many(specs=gates)
+        by_slug = {gate.slug: gate for gate, _ in loaded}
+        plans, slugs = [], set()
+        for spec in models:
             try:
-                plans.append(_plan(spec, slugs))
+                plans.append(_plan(spec, slugs, by_slug))
             except ModelSpecError as exc:
                 errors.extend(exc.messages)
         if errors:
             raise ModelSpecError(*errors)
-        return [_plan_save(plan) for plan in plans]
+        return loaded, [_plan_save(plan) for plan in plans]
 
 
 @dataclass
@@ -89,7 +103,7 @@ class _Plan:
     endpoints: list[tuple[str, str | None]]
 
 
-def _plan(spec: Any, slugs: set[str]) -> _Plan:
+def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate]) -> _Plan:
     if not isinstance(spec, Mapping):
         raise ModelSpecError("Each model must be a mapping of fields.")
     slug = str(spec.get("slug") or "")
@@ -99,7 +113,7 @@ def _plan(spec: Any, slugs: set[str]) -> _Plan:
         raise ModelSpecError(f"{slug}: slug: appears more than once in the file.")
     slugs.add(slug)
     errors = []
-    unknown = set(spec) - set(MODEL_FIELDS) - {"slug", "endpoints"}
+    unknown = set(spec) - set(MODEL_FIELDS) - {"slug", "endpoints", "gate"}
     if unknown:
         errors.append(f"{slug}: unknown field(s) {', '.join(sorted(unknown))}.")
     model = LanguageModel.objects.filter(slug=slug).first() or LanguageModel(
@@ -108,6 +122,9 @@ def _plan(spec: Any, slugs: set[str]) -> _Plan:
     for key in MODEL_FIELDS:
         if key in spec:
             setattr(model, key, spec[key])
+    if "gate" in spec:
+        model.gate, gate_error = _gate(spec["gate"], gates)
+        errors += [f"{slug}: gate: {gate_error}"] if gate_error else []
     errors += _model_errors(slug, model)
     endpoints, endpoint_errors = _endpoints(slug, spec.get("endpoints"))
     errors += endpoint_errors
@@ -117,7 +134,7 @@ def _plan(spec: Any, slugs: set[str]) -> _Plan:
 
 
 def _model_errors(slug: str, model: LanguageModel) -> list[str]:
-    problems = _field_errors(model)
+    problems = field_errors(model)
     errors = [f"{slug}: {field}: {message}" for field, message in problems]
     # model_params_check reads these fields: it can only run once they are valid themselves.
     if not {field for field, _ in problems} & {"backend", "context_length", "default_params"}:
@@ -130,6 +147,14 @@ def _model_errors(slug: str, model: LanguageModel) -> list[str]:
         except ModelSpecError as exc:
             errors.append(f"{slug}: {exc}")
     return errors
+
+
+def _gate(value: Any, gates: Mapping[str, Gate]) -> tuple[Gate | None, str]:
+    """The gate a model names by slug: one in the same file, or one already saved."""
+    if value is None:
+        return None, ""
+    gate = gates.get(str(value)) or Gate.objects.filter(slug=str(value)).first()
+    return gate, "" if gate else f"no gate {value!r} in the file or the database."
 
 
 def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[str]]:
@@ -147,35 +172,12 @@ def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[
             errors.append(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}.")
         values = {k: "" if v is None else str(v) for k, v in fields.items() if k in ENDPOINT_FIELDS}
         endpoint = ModelEndpoint(**values)
-        problems = _field_errors(endpoint, exclude=["model"])
+        problems = field_errors(endpoint, exclude=["model"])
         if endpoint.url in (url for url, _ in endpoints):
             problems.append(("url", f"{endpoint.url!r} is listed twice."))
         errors += [f"{where}.{field}: {message}" for field, message in problems]
         endpoints.append((endpoint.url, endpoint.api_key if "api_key" in values else None))
     return endpoints, errors
-
-
-def _field_errors(instance: Model, exclude: list[str] | None = None) -> list[tuple[str, str]]:
-    """Return ``instance.full_clean()``'s errors as (field, message) pairs."""
-    try:
-        instance.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        # dict.fromkeys: two validators of one field (licence_url's) may say the same thing.
-        return list(
-            dict.fromkeys(
-                (field, _message(instance, field, error))
-                for field, field_errors in exc.error_dict.items()
-                for error in field_errors
-            )
-        )
-    return []
-
-
-def _message(instance: Model, field: str, error: ValidationError) -> str:
-    if error.code == "invalid_choice":
-        choices = instance._meta.get_field(field).choices or []
-        return f"must be one of {', '.join(str(value) for value, _ in choices)}."
-    return " ".join(error.messages)
 
 
 def _plan_save(plan: _Plan) -> tuple[LanguageModel, bool]:

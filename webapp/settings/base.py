@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -19,6 +20,8 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_NAME = env("SITE_NAME", default="Gatehouse")
+# The site's address as people reach it: links in mail sent outside a request (reminders).
+SITE_URL = env("SITE_URL", default="http://localhost:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -212,6 +215,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.float("REAPER_INTERVAL", default=15)),
         "options": {"in_beat": True},
     },
+    # In beat too: an expiry must close sockets on time even with no worker running.
+    "access-expire-grants": {
+        "task": "access.expire_grants",
+        "schedule": timedelta(seconds=env.float("ACCESS_EXPIRY_SWEEP_INTERVAL", default=60.0)),
+        "options": {"in_beat": True},
+    },
+    # Mail can wait for a worker (an SMTP server may be slow).
+    "access-notify-expiring": {
+        "task": "access.notify_expiring",
+        "schedule": timedelta(hours=1),
+    },
+    "access-send-digests": {
+        "task": "access.send_digests",
+        "schedule": crontab(minute=0, hour=env.int("ACCESS_DIGEST_HOUR", default=8)),
+    },
 }
 
 # Generation knobs (seconds unless named otherwise).
@@ -239,6 +257,9 @@ GENERATION = {
     # How long a finished generation's save is retried while PostgreSQL is away.
     "SAVE_PATIENCE": env.float("GENERATION_SAVE_PATIENCE", default=300.0),
 }
+# Gated access: days before a grant ends that its holder is reminded (the beat schedule
+# above has the digest hour and the expiry sweep's interval).
+ACCESS = {"EXPIRY_NOTICE_DAYS": env.int("ACCESS_EXPIRY_NOTICE_DAYS", default=14)}
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
 READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)

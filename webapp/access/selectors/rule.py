@@ -26,7 +26,7 @@ ACTION_LEVELS: dict[str, str] = {
     "api": Level.API,
     "download": Level.WEIGHTS,
 }
-LEVEL_WORDS = {Level.CHAT: "chat", Level.API: "API", Level.WEIGHTS: "weights"}
+LEVEL_WORDS: dict[str, str] = {Level.CHAT: "chat", Level.API: "API", Level.WEIGHTS: "weights"}
 
 
 @dataclass(frozen=True)

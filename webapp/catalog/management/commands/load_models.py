@@ -12,16 +12,18 @@ from typing import Any
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from webapp.catalog.services import ModelSpecError, model_load_many
+from webapp.catalog.services import ModelSpecError, catalog_load
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
 class Command(BaseCommand):
-    help = "Create or update language models and their endpoints from a YAML file."
+    help = "Create or update gates, language models and their endpoints from a YAML file."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="YAML file with a top-level 'models:' list")
+        parser.add_argument(
+            "file", help="YAML file with a top-level 'models:' list and, optionally, 'gates:'"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -34,11 +36,13 @@ class Command(BaseCommand):
         if not isinstance(data, dict):
             raise CommandError("The file must be a mapping with a 'models:' list.")
         try:
-            results = model_load_many(specs=data.get("models"))
+            gates, results = catalog_load(models=data.get("models"), gates=data.get("gates"))
         except ModelSpecError as exc:
             count = len(exc.messages)
             raise CommandError(
                 f"Nothing was loaded: {count} problem{'s' if count > 1 else ''} to fix.\n{exc}"
             ) from exc
+        for gate, created in gates:
+            self.stdout.write(f"{'created' if created else 'updated'} gate {gate.slug}")
         for model, created in results:
             self.stdout.write(f"{'created' if created else 'updated'} {model.slug}")

@@ -1,0 +1,1 @@
+"""Pages of gated access: public, the requester's, the reviewers', staff's."""

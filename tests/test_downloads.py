@@ -255,3 +255,14 @@ def test_staff_download_without_a_grant_and_others_get_the_rules_reason(client, 
     GrantFactory(gate=weights.gate, user=pending, levels=["weights"], expires_at=timezone.now())
     response = client.get(signed_path(pending, weights.files["config.json"]))
     assert response.status_code == 403 and "expired on" in response.content.decode()
+
+
+def test_the_gate_page_shows_holders_the_files_and_others_why_not(client, weights):
+    client.force_login(weights.holder)
+    page = client.get(f"/gates/{weights.gate.slug}/").content.decode()
+    assert 'id="weight-files"' in page
+    for file in weights.files.values():
+        assert file.sha256 in page
+    client.force_login(weights.outsider)
+    page = client.get(f"/gates/{weights.gate.slug}/").content.decode()
+    assert 'id="weight-files"' not in page and "does not include weights" in page

@@ -9,12 +9,12 @@ from django.core.files.storage import Storage, storages
 from django.db import transaction
 
 from webapp.access.models import AuditEntry, AuditOutcome, Gate
+from webapp.access.services.audit import Caller, audit_record
 from webapp.core.errors import ValidationFailed
 
 from .models import WeightFile, file_name_problem
 
 READ_CHUNK = 4 * 1024 * 1024
-MAX_USER_AGENT = 512
 
 
 def weights_storage() -> Storage:
@@ -106,19 +106,14 @@ def download_record(
 ) -> AuditEntry:
     """Append a download, or a refused attempt at one, to the audit log."""
     user = user if getattr(user, "is_authenticated", False) else None
-    meta = request.META
-    return AuditEntry.objects.create(
+    return audit_record(
         action="download" if outcome == AuditOutcome.OK else "download_refused",
         outcome=outcome,
         gate=gate,
-        gate_slug=gate.slug if gate else "",
         actor=user,
-        actor_email=user.email if user else "",
         subject=user,
-        subject_email=user.email if user else "",
-        target=str(file.pk) if file else "",
+        target=file.pk if file else "",
         detail={"via": via, "method": request.method, "file": file.name if file else None}
         | (detail or {}),
-        ip=meta.get("REMOTE_ADDR") if meta.get("REMOTE_ADDR") not in (None, "") else None,
-        user_agent=str(meta.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT],
+        caller=Caller.of(request),
     )

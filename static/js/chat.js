@@ -52,7 +52,9 @@ function refreshControls() {
   input.disabled = Boolean(refusal);
   stopButton.hidden = !active;
   stopButton.disabled = Boolean(active?.stopRequested);
-  for (const button of thread.list.querySelectorAll(".regenerate-button")) button.disabled = busy;
+  for (const button of thread.list.querySelectorAll(".regenerate-button")) {
+    button.disabled = busy || Boolean(refusal);
+  }
 }
 
 function showNotice(text, code = "") {
@@ -301,7 +303,7 @@ function stop() {
 }
 
 function regenerate(entry, { sameSettings = false } = {}) {
-  if (!entry || isBusy()) return;
+  if (!entry || isBusy() || refusal) return;
   if (!socket.send({ type: "regenerate", message: entry.id, same_settings: sameSettings })) {
     showNotice(OFFLINE_TEXT, "offline");
     return;

@@ -104,14 +104,18 @@ class GateAdmin(admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is LicenceVersion:
-            for new in formset.extra_forms:
-                if new.has_changed() and new.is_valid():
-                    licence_publish(
-                        gate=form.instance,
-                        title=new.cleaned_data["title"],
-                        text=new.cleaned_data["text"],
-                        by=request.user,
-                    )
+            # Published through the service (numbered, recorded, holders told), never edited.
+            formset.new_objects = [
+                licence_publish(
+                    gate=form.instance,
+                    title=new.cleaned_data["title"],
+                    text=new.cleaned_data["text"],
+                    by=request.user,
+                )
+                for new in formset.extra_forms
+                if new.has_changed() and new.is_valid()
+            ]
+            formset.changed_objects, formset.deleted_objects = [], []
             return
         super().save_formset(request, form, formset, change)
         if formset.model is GateLevel and change and formset.has_changed():

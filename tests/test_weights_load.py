@@ -71,3 +71,25 @@ def test_a_file_that_does_not_match_refuses_the_whole_load(root, change, message
     with pytest.raises(CommandError, match=message):
         _load(root, change(YAML))
     assert not WeightFile.objects.exists() and not Gate.objects.exists()
+
+
+def test_the_admin_verifies_a_files_checksum_when_it_is_attached(root, admin_client):
+    from tests.factories import gate_factory
+
+    gate = gate_factory(slug="admin-gate")
+    form = {"gate": gate.pk, "name": "model.safetensors", "storage_path": "open-llm/config.json"}
+    response = admin_client.post(
+        "/admin/weights/weightfile/add/", {**form, "expected_sha256": "0" * 64}
+    )
+    assert response.status_code == 200 and "may be truncated or another file" in (
+        response.content.decode()
+    )
+    assert not WeightFile.objects.exists()
+    response = admin_client.post("/admin/weights/weightfile/add/", form)
+    assert response.status_code == 302
+    file = WeightFile.objects.get()
+    assert (file.size, file.sha256) == (2, hashlib.sha256(b"{}").hexdigest())
+    file_url = f"/admin/weights/weightfile/{file.pk}/change/"
+    response = admin_client.post(file_url, {**form, "name": "renamed.json"})
+    assert response.status_code == 302
+    assert list(WeightFile.objects.values_list("name", flat=True)) == ["renamed.json"]

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests import services
 from tests.test_browser import (
     browser,  # noqa: F401 - the shared Chromium
     page,  # noqa: F401 - a page that fails on CSP reports
 )
 from tests.test_browser_access import sign_in
-from tests.weights import storages_for, weights_build
+from tests.weights import storages_for, weights_build, weights_server
 from webapp.access.models import AuditEntry
 from webapp.accounts.models import PersonalToken
 
@@ -35,11 +34,8 @@ def weights_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker, weights_root):
-    port = services.free_port()
-    env = {**services.test_database_env(), "WEIGHTS_ROOT": str(weights_root)}
-    server = services.asgi_server(port, env=env, name="browser-downloads-web").start()
-    yield Site(f"http://127.0.0.1:{port}")
-    server.stop()
+    with weights_server(weights_root, "browser-downloads-web") as url:
+        yield Site(url)
 
 
 @pytest.fixture

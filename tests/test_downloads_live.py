@@ -16,8 +16,7 @@ from django.utils import timezone
 from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
-from tests import services
-from tests.weights import GATE_SLUG, storages_for, weights_build
+from tests.weights import GATE_SLUG, storages_for, weights_build, weights_server
 from webapp.access.models import AuditEntry, Grant
 from webapp.accounts.tokens.services import token_create
 from webapp.weights.links import link_sign
@@ -32,12 +31,8 @@ def weights_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def site(django_db_setup, django_db_blocker, weights_root):
-    """uvicorn serving the app with its weights storage in ``weights_root``."""
-    port = services.free_port()
-    env = {**services.test_database_env(), "WEIGHTS_ROOT": str(weights_root)}
-    server = services.asgi_server(port, env=env, name="downloads-web").start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with weights_server(weights_root, "downloads-web") as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +58,17 @@ def weights_build(root: Path, *, slug: str = GATE_SLUG) -> Weights:
     outsider = UserFactory(email="outsider@example.org")
     GrantFactory(gate=gate, user=outsider, levels=["chat"])
     return Weights(gate, files, data, holder, outsider)
+
+
+@contextmanager
+def weights_server(root: Path, name: str) -> Iterator[str]:
+    """uvicorn on loopback with its weights storage in ``root``; yields its URL."""
+    from tests import services
+
+    port = services.free_port()
+    env = {**services.test_database_env(), "WEIGHTS_ROOT": str(root)}
+    server = services.asgi_server(port, env=env, name=name).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

@@ -105,7 +105,7 @@ class _Plan:
     endpoints: list[tuple[str, str | None]]
 
 
-def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate]) -> _Plan:
+def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -> _Plan:
     if not isinstance(spec, Mapping):
         raise ModelSpecError("Each model must be a mapping of fields.")
     slug = str(spec.get("slug") or "")
@@ -125,7 +125,7 @@ def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate]) -> _Plan:
         if key in spec:
             setattr(model, key, spec[key])
     if "gate" in spec:
-        model.gate, gate_error = _gate(spec["gate"], gates)
+        model.gate, gate_error = _gate(spec["gate"], gates or {})
         errors += [f"{slug}: gate: {gate_error}"] if gate_error else []
     errors += _model_errors(slug, model)
     endpoints, endpoint_errors = _endpoints(slug, spec.get("endpoints"))

@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 
-.PHONY: install run test test-fast lint format bench drill clean
+.PHONY: install run test test-fast lint format bench bench-downloads drill clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ format: install
 
 bench: install
 	$(PY) bench/relay.py
+
+# Serving a 1 GiB weight file: throughput next to cat, the web process's extra memory.
+bench-downloads: install
+	$(PY) bench/downloads.py
 
 # The fault drills (Redis, worker and PostgreSQL faults on a stack of their own), each
 # run DRILL_RUNS times; prints their figures (docs/reliability.md).

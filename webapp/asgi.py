@@ -8,6 +8,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.production")
 django_application = get_asgi_application()
+# Django cuts every response body into 64 KiB messages; a weight file streams in 1 MiB
+# chunks (WEIGHTS_CHUNK_SIZE), which then go out whole: a quarter of the per-message work.
+django_application.chunk_size = 1024 * 1024
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 

@@ -13,10 +13,13 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("accounts/tokens/", include("webapp.accounts.tokens.urls")),
     path("accounts/", include("webapp.accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("models/", include("webapp.catalog.urls")),
     path("generations/", include("webapp.generations.urls")),
+    path("weights/", include("webapp.weights.urls")),
     path("", include("webapp.access.urls")),
+    path("", include("webapp.weights.hub_urls")),
     path("", include("webapp.chat.urls")),
 ]

@@ -59,3 +59,8 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+from .tokens.models import PersonalToken, Scope  # noqa: E402  (registered with this app)
+
+__all__ = ["EmailUserManager", "PersonalToken", "Scope", "User"]

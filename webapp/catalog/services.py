@@ -76,6 +76,7 @@ def catalog_load(
     first, so models can name them, and rolled back with the rest).
     """
     from webapp.access.services.load import gate_load_many
+    from webapp.weights.load import weight_load_many
 
     if models is None and gates is not None:
         models = []
@@ -84,6 +85,7 @@ def catalog_load(
     with transaction.atomic():
         loaded, errors = gate_load_many(specs=gates)
         by_slug = {gate.slug: gate for gate, _ in loaded}
+        errors += weight_load_many(specs=gates, gates=by_slug)
         plans, slugs = [], set()
         for spec in models:
             try:

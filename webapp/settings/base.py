@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.catalog",
     "webapp.access",
+    "webapp.weights",
     "webapp.generations",
     "webapp.chat",
 ]
@@ -176,6 +177,24 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "weights": {
+        "BACKEND": env(
+            "WEIGHTS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env.json(
+            "WEIGHTS_STORAGE_OPTIONS",
+            default={"location": env("WEIGHTS_ROOT", default=str(BASE_DIR / "var" / "weights"))},
+        ),
+    },
+}
+# Weight files: signed links, how files leave the process, and how they are read.
+WEIGHTS = {
+    "LINK_MAX_AGE": env.int("WEIGHTS_LINK_MAX_AGE", default=24 * 3600),
+    # stream (from the process), accel (nginx X-Accel-Redirect), presigned (the storage's URL)
+    "DELIVERY": env("WEIGHTS_DELIVERY", default="stream"),
+    "ACCEL_PREFIX": env("WEIGHTS_ACCEL_PREFIX", default="/_weights/"),
+    "PRESIGNED_MAX_AGE": env.int("WEIGHTS_PRESIGNED_MAX_AGE", default=300),
+    "CHUNK_SIZE": env.int("WEIGHTS_CHUNK_SIZE", default=1024 * 1024),
 }
 
 # Celery: generation tasks are never redelivered (not idempotent: other text,

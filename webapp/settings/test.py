@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, GENERATION, channel_layer_host, env
+from .base import CHANNEL_LAYERS, GENERATION, STORAGES, channel_layer_host, env
 
 SECRET_KEY = "test-settings-key-for-the-test-suite-only"  # noqa: S105 - tests only
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/9")
@@ -23,6 +23,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "weights": STORAGES["weights"],
 }
 GENERATION.update(
     # The bundled model on a busy 2-core machine can take over a second to its first token.

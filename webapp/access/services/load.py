@@ -33,7 +33,9 @@ GATE_FIELDS = (
 )
 LEVEL_KEYS = {"description", "requestable", "auto_approve"}
 FIELD_KEYS = {"name", "label", "kind", "required", "help_text", "choices", "position"}
+# "weights": the gate's weight files, loaded by webapp/weights/load.py.
 GATE_KEYS = {*GATE_FIELDS, "slug", "approve_domains", "reviewer_group", "levels", "fields"}
+GATE_KEYS.add("weights")
 
 
 def gate_load_many(*, specs: Any) -> tuple[list[tuple[Gate, bool]], list[str]]:

@@ -1,0 +1,1 @@
+"""Personal tokens: secrets people give scripts instead of their password or session."""

@@ -136,7 +136,7 @@ export class Thread {
       if (el.dataset.id) el.remove();
       el = next;
     }
-    for (let node = entry; node; node = this.children(node.id).pop()) {
+    for (const node of this.pathDown(entry)) {
       this.list.append(node.el);
       // A reply may have streamed on while its branch was off the page.
       if (node.stale || node.role === "assistant") this.renderText(node);
@@ -145,6 +145,20 @@ export class Thread {
     }
     this.renderSwitchers();
     return this.leaf();
+  }
+
+  /** The messages from `entry` down to the newest message under it. */
+  pathDown(entry) {
+    let newest = entry;
+    const stack = [entry];
+    while (stack.length) {
+      const node = stack.pop();
+      if (node.createdAt > newest.createdAt) newest = node;
+      stack.push(...this.children(node.id));
+    }
+    const path = [];
+    for (let node = newest; node && node !== entry; node = this.entries.get(node.parent)) path.push(node);
+    return [entry, ...path.reverse()];
   }
 
   /** Show `‹ n/m ›` on every message shown that has siblings. */

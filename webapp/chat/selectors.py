@@ -85,19 +85,24 @@ def message_path(*, conversation: Conversation, leaf_id: Any = None) -> list[Mes
 def branch_path(messages: list[Message], leaf_id: Any = None) -> list[Message]:
     """Return the branch through ``leaf_id`` (default: the newest message), root first.
 
-    Below ``leaf_id`` the branch follows the newest child, so a message sent
-    after it (from another tab) still shows.
+    Below ``leaf_id`` the branch goes on to the newest message under it, so a
+    message sent after it (from another tab) still shows.
     """
     if not messages:
         return []
     by_id = {m.pk: m for m in messages}
-    node = by_id.get(leaf_id) or max(messages, key=lambda m: m.created_at)
-    newest_child: dict[Any, Message] = {}
-    for m in messages:  # oldest first: the last one seen is the newest
-        newest_child[m.parent_id] = m
-    while node.pk in newest_child:
-        node = newest_child[node.pk]
-    return _path(by_id, node)
+    start = by_id.get(leaf_id)
+    if start is None:
+        return _path(by_id, max(messages, key=lambda m: m.created_at))
+    children: dict[Any, list[Message]] = {}
+    for m in messages:
+        children.setdefault(m.parent_id, []).append(m)
+    newest, stack = start, [start]
+    while stack:
+        node = stack.pop()
+        newest = max(newest, node, key=lambda m: m.created_at)
+        stack.extend(children.get(node.pk, ()))
+    return _path(by_id, newest)
 
 
 def _path(by_id: dict[Any, Message], leaf: Message | None) -> list[Message]:

@@ -1,0 +1,86 @@
+"""In a real browser: edit an earlier message into a new branch, switch between the
+branches with the 1/2 switcher, and find the branch last viewed after a reload."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.test_browser import SCREENSHOTS, browser, page, start_chat_as_a_member  # noqa: F401
+from webapp.chat.models import Conversation
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def shown(tab: Page) -> list[str]:
+    return [t.strip() for t in tab.locator("#messages .message .message-content").all_inner_texts()]
+
+
+def wait_for_leaf(leaf_text: str, timeout: float = 5.0) -> None:
+    """Wait until the server remembers the branch ending in the reply ``leaf_text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conversation = Conversation.objects.select_related("current_leaf__generation").get()
+        if conversation.current_leaf and conversation.current_leaf.text == leaf_text:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the branch ending in {leaf_text!r} was not remembered")
+
+
+def test_edit_makes_a_branch_and_a_reload_shows_the_branch_last_viewed(
+    page,  # noqa: F811
+    live_site,
+    worker,
+    inference,
+    openai_model,
+):
+    inference.push(
+        {"tokens": ["First", " answer"], "rate": 50},
+        {"tokens": ["Edited", " answer"], "rate": 50},
+    )
+    start_chat_as_a_member(page, live_site, openai_model, "Original question")
+    reply = page.locator("#messages .message[data-role=assistant]").last
+    expect(reply).to_have_attribute("data-status", "done")
+    expect(reply.locator(".message-model")).to_have_text(openai_model.display_name)
+    expect(page.locator("#messages .message[data-role=user] .message-time")).not_to_be_empty()
+
+    # ↑ in the empty composer edits the last message; Enter sends the edit.
+    page.focus("#composer-input")
+    page.keyboard.press("ArrowUp")
+    field = page.locator("#messages .message[data-role=user] .message-edit-input")
+    expect(field).to_be_focused()
+    expect(field).to_have_value("Original question")
+    field.fill("Edited question")
+    field.press("Enter")
+    expect(
+        page.locator("#messages .message[data-role=assistant] .message-content").last
+    ).to_have_text("Edited answer")
+    expect(page.locator("#messages .message[data-role=assistant]").last).to_have_attribute(
+        "data-status", "done"
+    )
+    assert shown(page) == ["Edited question", "Edited answer"]
+    user_message = page.locator("#messages .message[data-role=user]")
+    expect(user_message.locator(".branch-position")).to_have_text("2/2")
+    second_body = inference.requests(path="/v1/chat/completions")[-1]["body"]
+    assert [m["content"] for m in second_body["messages"]] == ["Edited question"]
+    page.screenshot(path=str(SCREENSHOTS / "branches.png"))
+
+    user_message.locator(".branch-prev").click()
+    expect(user_message.locator(".branch-position")).to_have_text("1/2")
+    assert shown(page) == ["Original question", "First answer"]
+    wait_for_leaf("First answer")
+    page.reload()
+    expect(page.locator("#messages .message[data-role=assistant]").last).to_have_attribute(
+        "data-status", "done"
+    )
+    assert shown(page) == ["Original question", "First answer"]
+    expect(page.locator("#messages .message[data-role=user] .branch-position")).to_have_text("1/2")
+
+    page.locator("#messages .message[data-role=user] .branch-next").click()
+    assert shown(page) == ["Edited question", "Edited answer"]
+    wait_for_leaf("Edited answer")
+    page.reload()
+    expect(page.locator("#messages .message[data-role=user] .branch-position")).to_have_text("2/2")
+    assert shown(page) == ["Edited question", "Edited answer"]

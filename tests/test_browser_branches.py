@@ -3,6 +3,7 @@ branches with the 1/2 switcher, and find the branch last viewed after a reload."
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -84,3 +85,45 @@ def test_edit_makes_a_branch_and_a_reload_shows_the_branch_last_viewed(
     page.reload()
     expect(page.locator("#messages .message[data-role=user] .branch-position")).to_have_text("2/2")
     assert shown(page) == ["Edited question", "Edited answer"]
+
+
+def last_token(text: str) -> int:
+    return int(re.findall(r"tok(\d+)", text)[-1])
+
+
+def test_a_reply_streaming_on_another_branch_goes_on_and_esc_stops_it(
+    page,  # noqa: F811
+    live_site,
+    worker,
+    inference,
+    openai_model,
+):
+    openai_model.default_params = {"max_new_tokens": 400}
+    openai_model.save(update_fields=["default_params"])
+    inference.push({"n_tokens": 300, "rate": 20}, {"tokens": ["Quick", " one"], "rate": 50})
+    start_chat_as_a_member(page, live_site, openai_model, "Count slowly")
+    slow = page.locator("#messages .message[data-role=assistant]").last
+    expect(slow).to_have_attribute("data-status", "streaming")
+    expect(slow.locator(".message-content")).to_contain_text("tok2")
+
+    user_message = page.locator("#messages .message[data-role=user]")
+    left_at = last_token(slow.locator(".message-content").inner_text())
+    user_message.locator(".edit-button").click()
+    user_message.locator(".message-edit-input").fill("Say something quick")
+    user_message.locator(".edit-send").click()
+    quick = page.locator("#messages .message[data-role=assistant] .message-content")
+    expect(quick).to_have_text("Quick one")
+    assert shown(page) == ["Say something quick", "Quick one"]
+    page.wait_for_timeout(1_500)  # 30 more tokens stream while their branch is off the page
+
+    page.locator("#messages .message[data-role=user] .branch-prev").click()
+    back = page.locator("#messages .message[data-role=assistant]").last
+    expect(back).to_have_attribute("data-status", "streaming")
+    expect(back.locator(".message-content")).to_contain_text(f"tok{left_at + 25}")
+    page.keyboard.press("Escape")
+    expect(back).to_have_attribute("data-status", "stopped")
+    assert inference.wait_for_disconnect(timeout=3)
+    numbers = [
+        int(n) for n in re.findall(r"tok(\d+)", back.locator(".message-content").inner_text())
+    ]
+    assert numbers == list(range(len(numbers)))  # nothing lost while off the page

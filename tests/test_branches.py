@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async as sync_to_async
 
 from tests.factories import UserFactory
 from tests.ws import connect
-from webapp.chat import selectors, services
+from webapp.chat import configure, selectors, services
 from webapp.chat.models import Conversation, Message
 from webapp.core.errors import NotFound, ValidationFailed
 from webapp.generations.models import Generation
@@ -60,14 +60,14 @@ def test_the_next_reply_follows_the_branch_selected(two_turns, user):
     conversation, first, second = two_turns
     edited = services.message_edit(user=user, message_id=second.user_message.pk, content="Q2b")
     finish(edited.assistant_message, "A2b")
-    services.conversation_select(
+    configure.conversation_select(
         user=user, conversation_id=conversation.pk, leaf_id=second.assistant_message.pk
     )
     sent = services.message_send(user=user, conversation_id=conversation.pk, content="Q3")
     assert sent.user_message.parent_id == second.assistant_message.pk
     assert contents(sent.assistant_message.generation_id) == ["Q1", "A1", "Q2", "A2", "Q3"]
     # Selected above a fork: the page shows the branch down to the newest message below.
-    services.conversation_select(
+    configure.conversation_select(
         user=user, conversation_id=conversation.pk, leaf_id=first.user_message.pk
     )
     conversation.refresh_from_db()
@@ -95,20 +95,20 @@ def test_another_users_ids_are_refused_and_nothing_changes(two_turns):
     with pytest.raises(NotFound):
         services.message_edit(user=stranger, message_id=second.user_message.pk, content="mine")
     with pytest.raises(NotFound):
-        services.conversation_select(
+        configure.conversation_select(
             user=stranger, conversation_id=conversation.pk, leaf_id=first.user_message.pk
         )
     # A message of another conversation is not a leaf of this one.
     other = services.conversation_start(user=stranger, model=conversation.model, content="Hi")
     with pytest.raises(NotFound):
-        services.conversation_select(
+        configure.conversation_select(
             user=conversation.user,
             conversation_id=conversation.pk,
             leaf_id=other.user_message.pk,
         )
     for leaf in ("nope", None, str(uuid.uuid4())):
         with pytest.raises(NotFound):
-            services.conversation_select(
+            configure.conversation_select(
                 user=conversation.user, conversation_id=conversation.pk, leaf_id=leaf
             )
     assert Message.objects.count() == before + 2

@@ -1,4 +1,5 @@
-"""Write access to a conversation's settings (system prompt, parameters, model) and presets.
+"""Write access to a conversation's settings (system prompt, parameters, model, the branch
+shown) and presets.
 
 Parameters are checked with the backend's own rules (``inference.params``)
 against the conversation's model; a value out of range changes nothing.
@@ -78,6 +79,17 @@ def conversation_configure(
     conversation.model = model
     conversation.save(update_fields=["system_prompt", "params", "model", "updated_at"])
     return conversation
+
+
+def conversation_select(*, user: Any, conversation_id: Any, leaf_id: Any) -> None:
+    """Remember ``leaf_id`` as the branch the user views: the page reopens on it."""
+    if not is_uuid(conversation_id) or not is_uuid(leaf_id) or not user.is_authenticated:
+        raise NotFound("There is no such message in this conversation.")
+    updated = Conversation.objects.filter(
+        pk=conversation_id, user=user, messages__id=leaf_id
+    ).update(current_leaf_id=leaf_id)
+    if not updated:
+        raise NotFound("There is no such message in this conversation.")
 
 
 def preset_create(*, user: Any, conversation_id: Any, name: Any, public: bool = False) -> Preset:

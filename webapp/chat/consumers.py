@@ -29,7 +29,7 @@ from webapp.generations import selectors as generation_selectors
 from webapp.generations import services as generation_services
 from webapp.generations.limits import limits_for
 
-from . import selectors, services, watchdog
+from . import configure, selectors, services, watchdog
 from .models import Role, conversation_group
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Remember the branch this page shows (its last message) for the next visit."""
         conversation_id = _uuid(_field(frame, "conversation", str), "conversation")
         leaf_id = _uuid(_field(frame, "leaf", str), "leaf")
-        await database_work(services.conversation_select)(
+        await database_work(configure.conversation_select)(
             user=self.user, conversation_id=conversation_id, leaf_id=leaf_id
         )
         await self._send(

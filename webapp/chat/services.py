@@ -1,5 +1,5 @@
 """Write access to conversations: start one, send into it, edit a message, regenerate a
-reply, choose the branch shown.
+reply.
 
 A reply is a generation (``webapp.generations``) that an assistant message
 points at; creating it is where access is checked. A send runs four queries:
@@ -140,17 +140,6 @@ def message_edit(
         text=text,
         client_id=client_id,
     )
-
-
-def conversation_select(*, user: Any, conversation_id: Any, leaf_id: Any) -> None:
-    """Remember ``leaf_id`` as the branch the user views: the page reopens on it."""
-    if not is_uuid(conversation_id) or not is_uuid(leaf_id) or not user.is_authenticated:
-        raise NotFound("There is no such message in this conversation.")
-    updated = Conversation.objects.filter(
-        pk=conversation_id, user=user, messages__id=leaf_id
-    ).update(current_leaf_id=leaf_id)
-    if not updated:
-        raise NotFound("There is no such message in this conversation.")
 
 
 def _message_in_tree(user: Any, message_id: Any) -> tuple[Message, list[Message]]:

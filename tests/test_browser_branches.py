@@ -9,6 +9,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.factories import LanguageModelFactory, ModelEndpointFactory
 from tests.test_browser import SCREENSHOTS, browser, page, start_chat_as_a_member  # noqa: F401
 from webapp.chat.models import Conversation
 
@@ -127,3 +128,46 @@ def test_a_reply_streaming_on_another_branch_goes_on_and_esc_stops_it(
         int(n) for n in re.findall(r"tok(\d+)", back.locator(".message-content").inner_text())
     ]
     assert numbers == list(range(len(numbers)))  # nothing lost while off the page
+
+
+def test_settings_bound_the_controls_reach_the_model_and_a_switched_model_signs_its_reply(
+    page,  # noqa: F811
+    live_site,
+    worker,
+    inference,
+    openai_model,
+):
+    other = LanguageModelFactory(slug="second-scripted", display_name="Second Scripted")
+    ModelEndpointFactory(model=other, url=inference.url)
+    inference.push(
+        {"tokens": ["Hello"], "rate": 50},
+        {"tokens": ["```python\nprint(1)\n```"], "rate": 50},
+    )
+    start_chat_as_a_member(page, live_site, openai_model, "Hi")
+    expect(page.locator("#messages .message[data-role=assistant]").last).to_have_attribute(
+        "data-status", "done"
+    )
+    page.click("#settings-toggle")
+    top_p = page.locator("#settings-form input[name=top_p]")
+    top_p.fill("1.5")  # over the backend's bound: the browser will not submit it
+    page.click("#settings-save")
+    assert top_p.evaluate("el => el.validity.rangeOverflow") is True
+    assert Conversation.objects.get().params == {}
+    top_p.fill("0.9")
+    page.fill("#settings-form textarea[name=system_prompt]", "Answer in code.")
+    page.select_option("#settings-form select[name=model]", other.slug)
+    page.click("#settings-save")
+    expect(page.locator("#flash-messages")).to_contain_text("Settings saved")
+    expect(page.locator("#chat-model")).to_have_text("Second Scripted")
+
+    page.fill("#composer-input", "Print one")
+    page.keyboard.press("Enter")
+    reply = page.locator("#messages .message[data-role=assistant]").last
+    expect(reply).to_have_attribute("data-status", "done")
+    expect(reply.locator(".message-model")).to_have_text("Second Scripted")
+    expect(reply.locator("pre .code-copy")).to_be_visible()
+    first = page.locator("#messages .message[data-role=assistant]").first
+    expect(first.locator(".message-model")).to_have_text(openai_model.display_name)
+    body = inference.requests(path="/v1/chat/completions")[-1]["body"]
+    assert body["messages"][0] == {"role": "system", "content": "Answer in code."}
+    assert body["top_p"] == 0.9

@@ -242,3 +242,40 @@ def test_opening_a_conversation_takes_as_many_queries_for_2000_messages_as_for_1
         assert f"Q{turns - 1}" in response.text
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_the_presets_page_lists_publishes_and_deletes_only_ones_own(browser_client, chat, user):
+    mine = Preset.objects.create(user=user, name="Mine", system_prompt="Be brief.")
+    staff = UserFactory(is_staff=True)
+    theirs = Preset.objects.create(user=staff, name="House", public=True)
+    hidden = Preset.objects.create(user=staff, name="Draft")
+    page = browser_client.get("/presets/").text
+    assert "Mine" in page and "House" in page and "Draft" not in page
+    assert f"?preset={theirs.pk}" in page
+    # Not staff: no publishing; someone else's preset cannot be deleted.
+    assert browser_client.post(f"/presets/{mine.pk}/publish", {"public": "true"}).status_code == 302
+    mine.refresh_from_db()
+    assert mine.public is False
+    assert browser_client.post(f"/presets/{theirs.pk}/delete").status_code == 404
+    assert browser_client.post(f"/presets/{hidden.pk}/delete").status_code == 404
+    assert Preset.objects.count() == 3
+    assert browser_client.post(f"/presets/{mine.pk}/delete").status_code == 302
+    assert not Preset.objects.filter(pk=mine.pk).exists()
+
+    staff_client = Client()
+    staff_client.force_login(staff)
+    assert staff_client.post(f"/presets/{hidden.pk}/publish", {"public": "true"}).status_code == 302
+    hidden.refresh_from_db()
+    assert hidden.public is True
+    assert "Draft" in browser_client.get("/presets/").text
+
+
+def test_saving_a_preset_from_the_settings_panel(browser_client, chat, user):
+    url = f"/c/{chat.pk}/preset"
+    assert browser_client.post(url, {"name": "Calm"}).status_code == 302
+    refused = browser_client.post(url, {"name": "Calm"})
+    assert refused.status_code == 400 and "already" in refused.text
+    refused = browser_client.post(url, {"name": "Loud", "public": "on"})
+    assert refused.status_code == 400 and "Only staff" in refused.text
+    assert browser_client.post(url, {"name": ""}).status_code == 400
+    assert list(Preset.objects.values_list("name", flat=True)) == ["Calm"]

@@ -37,6 +37,8 @@ const pending = new Map();
 let regenerating = null; // a regenerate or an edit sent, until its reply's `message` frame
 /** The message being edited: {entry, clientId} once its edit is sent. */
 let editing = null;
+/** The branch switched to while the socket was down: told to the server on reconnect. */
+let unsentSelect = null;
 let failedAttempts = 0;
 
 // ---- controls and notices -------------------------------------------------
@@ -252,6 +254,7 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
     setConnected(true);
     subscribe();
     flushSends();
+    if (unsentSelect) sendSelect(unsentSelect);
   },
   frame(frame) {
     HANDLERS[frame.type]?.(frame);
@@ -344,8 +347,13 @@ function switchBranch(entry, step) {
   if (!target) return;
   closeEdit();
   const leaf = thread.showBranch(target);
-  if (leaf?.id) socket.send({ type: "select", conversation: conversationId, leaf: leaf.id });
+  if (leaf?.id) sendSelect(leaf.id);
   refreshControls();
+}
+
+function sendSelect(leafId) {
+  unsentSelect = leafId;
+  if (socket.send({ type: "select", conversation: conversationId, leaf: leafId })) unsentSelect = null;
 }
 
 function openEdit(entry) {

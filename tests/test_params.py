@@ -60,3 +60,18 @@ def test_parameters_map_to_each_protocol():
         "top_k": 40,
         "stop": ["###"],
     }
+
+
+@pytest.mark.parametrize("backend", ["tgi", "openai"])
+def test_every_controls_bounds_are_accepted_and_one_step_beyond_is_refused(backend):
+    from inference.params import params_controls
+
+    for control in params_controls(backend, context_length=4096):
+        for bound, outside in ((control.min, -control.step), (control.max, control.step)):
+            if bound is None:
+                continue
+            params_parse({control.name: bound}, backend=backend, context_length=4096)
+            with pytest.raises(ParamsError):
+                params_parse(
+                    {control.name: round(bound + outside, 6)}, backend=backend, context_length=4096
+                )

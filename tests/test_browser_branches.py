@@ -156,6 +156,7 @@ def test_settings_bound_the_controls_reach_the_model_and_a_switched_model_signs_
     top_p.fill("0.9")
     page.fill("#settings-form textarea[name=system_prompt]", "Answer in code.")
     page.select_option("#settings-form select[name=model]", other.slug)
+    page.screenshot(path=str(SCREENSHOTS / "settings.png"))
     page.click("#settings-save")
     expect(page.locator("#flash-messages")).to_contain_text("Settings saved")
     expect(page.locator("#chat-model")).to_have_text("Second Scripted")

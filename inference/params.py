@@ -117,6 +117,37 @@ def _stop_sequences(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+FLOAT_STEP = 0.01  # the finest step a control offers; an open bound is one step inside
+
+
+@dataclass(frozen=True)
+class Control:
+    """What an input for one parameter allows: the backend's range as closed bounds."""
+
+    name: str
+    kind: Literal["int", "float"]
+    min: float | None
+    max: float | None
+    step: float
+
+
+def params_controls(backend: BackendKind, *, context_length: int | None = None) -> list[Control]:
+    """Return the inputs for ``backend``'s numeric parameters, their bounds taken from RANGES.
+
+    An open bound (``top_p < 1``) becomes the closed bound one step inside it,
+    so the control never offers a value the backend refuses.
+    """
+    controls = []
+    for name, (kind, low, low_inclusive, high, high_inclusive) in RANGES[backend].items():
+        step = 1 if kind is int else FLOAT_STEP
+        if name == "max_new_tokens" and context_length:
+            high, high_inclusive = context_length, False
+        minimum = None if low is None else (low if low_inclusive else round(low + step, 6))
+        maximum = None if high is None else (high if high_inclusive else round(high - step, 6))
+        controls.append(Control(name, "int" if kind is int else "float", minimum, maximum, step))
+    return controls
+
+
 def params_to_tgi(params: SamplingParams) -> dict[str, Any]:
     """Return keyword arguments for ``text_generation.AsyncClient.generate_stream``."""
     kwargs: dict[str, Any] = {

@@ -18,7 +18,7 @@ from webapp.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TYPES = ["subscribe", "send", "regenerate", "stop", "dance", ""]
+TYPES = ["subscribe", "send", "edit", "regenerate", "stop", "select", "dance", ""]
 FIELDS = [
     "conversation",
     "generation",
@@ -30,6 +30,7 @@ FIELDS = [
     "parent",
     "message",
     "same_settings",
+    "leaf",
 ]
 
 
@@ -68,7 +69,13 @@ def world(unqueued, openai_model):  # nothing streams
     reply = reply_factory(conversation=conversation, parent=question, status="done", text="Hi")
     client = Client()
     client.force_login(user)
-    ids = [str(conversation.pk), str(reply.pk), str(reply.generation_id), str(uuid.uuid4())]
+    ids = [
+        str(conversation.pk),
+        str(question.pk),
+        str(reply.pk),
+        str(reply.generation_id),
+        str(uuid.uuid4()),
+    ]
     return f"sessionid={client.cookies['sessionid'].value}", ids
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from inference.params import ParamsError, params_parse, params_to_openai, params_to_tgi
+from inference.params import (
+    ParamsError,
+    params_controls,
+    params_parse,
+    params_to_openai,
+    params_to_tgi,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +66,16 @@ def test_parameters_map_to_each_protocol():
         "top_k": 40,
         "stop": ["###"],
     }
+
+
+@pytest.mark.parametrize("backend", ["tgi", "openai"])
+def test_every_controls_bounds_are_accepted_and_one_step_beyond_is_refused(backend):
+    for control in params_controls(backend, context_length=4096):
+        for bound, outside in ((control.min, -control.step), (control.max, control.step)):
+            if bound is None:
+                continue
+            params_parse({control.name: bound}, backend=backend, context_length=4096)
+            with pytest.raises(ParamsError):
+                params_parse(
+                    {control.name: round(bound + outside, 6)}, backend=backend, context_length=4096
+                )

@@ -1,6 +1,7 @@
 // One conversation: the composer and the websocket that streams replies
-// (docs/protocol.md). The server sends `message`, `chunk`, `done`, `error` and
-// `access` frames; this page sends `subscribe`, `send`, `stop` and `regenerate`.
+// (docs/protocol.md). The server sends `message`, `chunk`, `done`, `error`, `queue`
+// and `access` frames; this page sends `subscribe`, `send`, `edit`, `stop`,
+// `regenerate` and `select` (the branch shown, remembered for the next visit).
 // Chunks are keyed by generation: streams.js decides which ones to show.
 import { autoGrow, submitOnEnter } from "./composer.js";
 import { renderDetails } from "./reply.js";
@@ -33,7 +34,11 @@ const thread = new Thread({
 const streams = new GenerationStreams({ resubscribe: () => subscribe() });
 /** Sends not yet echoed by the server, by client_id; resent with the same id after a drop. */
 const pending = new Map();
-let regenerating = null;
+let regenerating = null; // a regenerate or an edit sent, until its reply's `message` frame
+/** The message being edited: {entry, clientId} once its edit is sent. */
+let editing = null;
+/** The branch switched to while the socket was down: told to the server on reconnect. */
+let unsentSelect = null;
 let failedAttempts = 0;
 /** Why this user may not send to the conversation's model any more, if they may not. */
 let refusal = chat.dataset.refused === "true" ? noticeText.textContent : "";
@@ -59,6 +64,14 @@ function refreshControls() {
   for (const button of thread.list.querySelectorAll(".regenerate-button")) {
     button.disabled = busy || Boolean(refusal);
   }
+  // An edit branches off earlier: only a send or edit still unanswered holds it back.
+  for (const button of thread.list.querySelectorAll(".edit-send")) {
+    button.disabled = isWaiting() || Boolean(refusal);
+  }
+}
+
+function isWaiting() {
+  return pending.size > 0 || regenerating !== null;
 }
 
 function showNotice(text, code = "") {
@@ -105,6 +118,7 @@ function onMessage(data) {
     entry = thread.create({ ...data, content: "" });
     thread.place(entry, data.parent);
   }
+  if (editing?.clientId && data.client_id === editing.clientId) closeEdit();
   if (data.role === "assistant") {
     regenerating = null;
     streams.track(entry.generation, { createdAt: data.created_at });
@@ -262,6 +276,7 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
     setConnected(true);
     subscribe();
     flushSends();
+    if (unsentSelect) sendSelect(unsentSelect);
   },
   frame(frame) {
     HANDLERS[frame.type]?.(frame);
@@ -345,6 +360,67 @@ function regenerate(entry, { sameSettings = false } = {}) {
   refreshControls();
 }
 
+// ---- branches and edits ---------------------------------------------------
+
+/** Show the sibling `step` places from `entry` (-1: previous, 1: next) and remember it. */
+function switchBranch(entry, step) {
+  const siblings = thread.siblings(entry);
+  const target = siblings[siblings.indexOf(entry) + step];
+  if (!target) return;
+  closeEdit();
+  const leaf = thread.showBranch(target);
+  if (leaf?.id) sendSelect(leaf.id);
+  refreshControls();
+}
+
+function sendSelect(leafId) {
+  unsentSelect = leafId;
+  if (socket.send({ type: "select", conversation: conversationId, leaf: leafId })) unsentSelect = null;
+}
+
+function openEdit(entry) {
+  if (!entry || entry.role !== "user" || !entry.id) return;
+  closeEdit();
+  editing = { entry, clientId: null };
+  const form = entry.el.querySelector(".message-edit");
+  const field = form.querySelector(".message-edit-input");
+  field.value = entry.raw;
+  form.hidden = false;
+  entry.el.dataset.editing = "true";
+  field.focus();
+  field.setSelectionRange(field.value.length, field.value.length);
+}
+
+function closeEdit() {
+  if (!editing) return;
+  const { entry } = editing;
+  entry.el.querySelector(".message-edit").hidden = true;
+  delete entry.el.dataset.editing;
+  editing = null;
+}
+
+/** Send the edited text: the server makes it a new branch beside the old message. */
+function sendEdit() {
+  if (!editing || isWaiting()) return;
+  const content = editing.entry.el.querySelector(".message-edit-input").value.trim();
+  if (!content) return;
+  const clientId = newClientId();
+  if (!socket.send({ type: "edit", message: editing.entry.id, content, client_id: clientId })) {
+    showNotice(OFFLINE_TEXT, "offline");
+    return;
+  }
+  hideNotice();
+  editing.clientId = clientId;
+  regenerating = editing.entry.id;
+  refreshControls();
+}
+
+/** ↑ in the empty composer edits the last message you sent on this branch. */
+function editLastMessage() {
+  const mine = [...thread.list.querySelectorAll('.message[data-role="user"]')].pop();
+  openEdit(thread.get(mine?.dataset.id));
+}
+
 async function copy(entry, button) {
   try {
     await navigator.clipboard.writeText(entry.raw);
@@ -384,9 +460,36 @@ thread.list.addEventListener("click", (event) => {
   const entry = thread.get(button?.closest(".message")?.dataset.id);
   if (!entry) return;
   if (button.classList.contains("regenerate-button")) regenerate(entry);
+  else if (button.classList.contains("branch-prev")) switchBranch(entry, -1);
+  else if (button.classList.contains("branch-next")) switchBranch(entry, 1);
+  else if (button.classList.contains("edit-button")) openEdit(entry);
+  else if (button.classList.contains("edit-cancel")) closeEdit();
   else if (button.classList.contains("regenerate-same-button")) regenerate(entry, { sameSettings: true });
   else if (button.classList.contains("details-button")) toggleDetails(entry, button);
   else if (button.classList.contains("copy-button")) copy(entry, button);
+});
+thread.list.addEventListener("submit", (event) => {
+  if (!event.target.classList.contains("message-edit")) return;
+  event.preventDefault();
+  sendEdit();
+});
+thread.list.addEventListener("keydown", (event) => {
+  if (!event.target.classList.contains("message-edit-input")) return;
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    event.preventDefault();
+    sendEdit();
+  }
+});
+input.addEventListener("keydown", (event) => {
+  if (event.key === "ArrowUp" && !input.value && !event.isComposing) {
+    event.preventDefault();
+    editLastMessage();
+  }
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || event.isComposing) return;
+  if (editing) closeEdit();
+  else stop();
 });
 document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -49,3 +49,31 @@ export function highlightCode(root) {
     hljs.highlightElement(block);
   }
 }
+
+/** Give each code block under `root` a button that copies its code. */
+export function addCodeCopyButtons(root) {
+  for (const pre of root.querySelectorAll("pre")) {
+    if (pre.querySelector(".code-copy")) continue;
+    const code = pre.querySelector("code") || pre;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button-small code-copy";
+    button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy the code");
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(code.textContent);
+        button.classList.add("copied");
+        button.textContent = "Copied";
+        setTimeout(() => {
+          button.classList.remove("copied");
+          button.textContent = "Copy";
+        }, 1500);
+      } catch {
+        button.textContent = "Could not copy";
+      }
+    });
+    pre.classList.add("code-block");
+    pre.append(button);
+  }
+}

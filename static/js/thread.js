@@ -1,8 +1,9 @@
 // The messages of one conversation as the page shows them: one entry per
 // message, its element, its raw text, and the rendering and scrolling. The
-// page shows one path through the tree; replies on other branches keep an
-// entry (they may still stream) but no place in the list.
-import { highlightCode, renderMarkdown } from "./markdown.js";
+// page shows one path through the tree; messages on other branches keep an
+// entry (a reply there may still stream) but no place in the list, and the
+// `‹ 2/3 ›` switcher at each fork shows another branch instead.
+import { addCodeCopyButtons, highlightCode, renderMarkdown } from "./markdown.js";
 import { renderReplyState } from "./reply.js";
 import { ACTIVE, FINAL } from "./streams.js";
 
@@ -32,22 +33,27 @@ export class Thread {
     scrollDown.addEventListener("click", () => this.jumpToBottom());
   }
 
-  /** Take over the server-rendered messages, described by the page's JSON. */
+  /**
+   * Take over the server-rendered messages, described by the page's JSON, which
+   * lists every branch: those off the page get a detached element.
+   */
   load(messages) {
     for (const data of messages) {
+      if (data.role !== "user" && data.role !== "assistant") continue;
       const el = this.list.querySelector(`.message[data-id="${CSS.escape(data.id)}"]`);
-      if (!el) continue;
-      const entry = this.register(this.entry(el, data));
-      if (entry.role !== "assistant") continue;
+      const entry = el ? this.register(this.entry(el, data)) : this.create(data);
+      if (!el) entry.stale = true; // rendered when first shown
       this.renderStatus(entry);
+      if (entry.role !== "assistant") continue;
       if (ACTIVE.has(entry.status)) {
         // The server replays an unfinished reply from its first chunk.
         entry.raw = "";
         entry.content.replaceChildren();
-      } else {
-        highlightCode(entry.content);
+      } else if (el) {
+        this.decorate(entry);
       }
     }
+    this.renderSwitchers();
   }
 
   get(id) {
@@ -100,7 +106,75 @@ export class Thread {
     if (shown && entry.createdAt && shown.createdAt > entry.createdAt) return false;
     for (const el of following) el.remove();
     this.list.append(entry.el);
+    this.renderSwitchers();
     return true;
+  }
+
+  // ---- branches -----------------------------------------------------------
+
+  /** The messages that share `entry`'s parent (itself included), oldest first. */
+  siblings(entry) {
+    return this.children(entry.parent);
+  }
+
+  children(parentId) {
+    return [...this.entries.values()]
+      .filter((e) => (e.parent ?? null) === (parentId ?? null) && e.id)
+      .sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  }
+
+  /**
+   * Show the branch through `entry`: in place of what followed its parent,
+   * `entry` and below it the newest message at each step. Returns the new leaf.
+   */
+  showBranch(entry) {
+    const parent = entry.parent ? this.entries.get(entry.parent) : null;
+    if (entry.parent && !parent?.el.isConnected) return this.leaf();
+    let el = parent ? parent.el.nextElementSibling : this.list.firstElementChild;
+    while (el) {
+      const next = el.nextElementSibling;
+      if (el.dataset.id) el.remove();
+      el = next;
+    }
+    for (const node of this.pathDown(entry)) {
+      this.list.append(node.el);
+      // A reply may have streamed on while its branch was off the page.
+      if (node.stale || node.role === "assistant") this.renderText(node);
+      node.stale = false;
+      this.renderStatus(node);
+    }
+    this.renderSwitchers();
+    return this.leaf();
+  }
+
+  /** The messages from `entry` down to the newest message under it. */
+  pathDown(entry) {
+    let newest = entry;
+    const stack = [entry];
+    while (stack.length) {
+      const node = stack.pop();
+      if (node.createdAt > newest.createdAt) newest = node;
+      stack.push(...this.children(node.id));
+    }
+    const path = [];
+    for (let node = newest; node && node !== entry; node = this.entries.get(node.parent)) path.push(node);
+    return [entry, ...path.reverse()];
+  }
+
+  /** Show `‹ n/m ›` on every message shown that has siblings. */
+  renderSwitchers() {
+    for (const el of this.list.querySelectorAll(".message")) {
+      const entry = this.entries.get(el.dataset.id);
+      const switcher = el.querySelector(".branch-switcher");
+      if (!entry || !switcher) continue;
+      const siblings = this.siblings(entry);
+      const index = siblings.indexOf(entry);
+      switcher.hidden = siblings.length < 2;
+      if (switcher.hidden) continue;
+      switcher.querySelector(".branch-position").textContent = `${index + 1}/${siblings.length}`;
+      switcher.querySelector(".branch-prev").disabled = index <= 0;
+      switcher.querySelector(".branch-next").disabled = index >= siblings.length - 1;
+    }
   }
 
   isShown(entry) {
@@ -141,10 +215,18 @@ export class Thread {
     }
     entry.content.innerHTML = renderMarkdown(entry.raw);
     // Highlighting once at the end spares the CPU while tokens arrive.
-    if (FINAL.has(entry.status)) highlightCode(entry.content);
+    if (FINAL.has(entry.status)) this.decorate(entry);
+  }
+
+  /** Highlight a finished reply's code blocks and give each a copy button. */
+  decorate(entry) {
+    highlightCode(entry.content);
+    if (this.canCopy) addCodeCopyButtons(entry.content);
   }
 
   renderStatus(entry) {
+    renderTime(entry);
+    if (entry.model) entry.el.querySelector(".message-model").textContent = entry.model;
     if (entry.role !== "assistant") {
       entry.el.dataset.status = entry.status;
       return;
@@ -184,10 +266,23 @@ export class Thread {
       stats: generation?.stats || null,
       error: generation?.error || null,
       trimmed: generation?.trimmed_messages || 0,
+      model: generation?.model?.name || "",
       createdAt: data.created_at || "",
       el,
       content: el.querySelector(".message-content"),
       stopRequested: false,
     };
   }
+}
+
+const TIME_FORMAT = { hour: "2-digit", minute: "2-digit" };
+
+/** Show when the message was sent, in the reader's time zone. */
+function renderTime(entry) {
+  const time = entry.el.querySelector(".message-time");
+  const date = entry.createdAt ? new Date(entry.createdAt) : null;
+  if (!time || !date || Number.isNaN(date.getTime())) return;
+  time.dateTime = entry.createdAt;
+  time.textContent = date.toLocaleTimeString([], TIME_FORMAT);
+  time.title = date.toLocaleString();
 }

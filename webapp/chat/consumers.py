@@ -1,4 +1,5 @@
-"""The chat websocket: subscribe to conversations or generations, send, regenerate, stop.
+"""The chat websocket: subscribe to conversations or generations, send, edit, regenerate,
+stop, select a branch.
 
 Every frame is validated; a bad one gets an ``error`` frame and changes
 nothing, and the socket stays open. Chunks are forwarded in ``seq`` order per
@@ -29,7 +30,7 @@ from webapp.generations import selectors as generation_selectors
 from webapp.generations import services as generation_services
 from webapp.generations.limits import limits_for
 
-from . import selectors, services, watchdog
+from . import configure, selectors, services, watchdog
 from .models import Role, conversation_group
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 
 MAX_FRAME_BYTES = 256 * 1024
 CLOSE_RESYNC = 1012  # "service restart": reconnect, resend, resync
-CHANGES = frozenset({"send", "regenerate", "stop"})  # frames that change something
+CHANGES = frozenset(
+    {"send", "edit", "regenerate", "stop", "select"}
+)  # frames that change something
 REVOKED = {
     revocation.CLOSE_SIGNED_OUT: "You are signed out.",
     revocation.CLOSE_ACCESS_CHANGED: "Your access changed; reconnecting.",
@@ -232,17 +235,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return bool(events)
 
     async def on_send(self, frame: dict[str, Any]) -> None:
-        conversation_id = _field(frame, "conversation", str)
-        content = _field(frame, "content", str)
-        client_id = _uuid(_field(frame, "client_id", str, default=None), "client_id")
-        parent_id = _uuid(_field(frame, "parent", str, default=None), "parent")
         sent = await database_work(services.message_send)(
             user=self.user,
-            conversation_id=conversation_id,
-            content=content,
-            client_id=client_id,
-            parent_id=parent_id,
+            conversation_id=_field(frame, "conversation", str),
+            content=_field(frame, "content", str),
+            client_id=_uuid(_field(frame, "client_id", str, default=None), "client_id"),
+            parent_id=_uuid(_field(frame, "parent", str, default=None), "parent"),
         )
+        await self._announce_sent(sent)
+
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        """Send new text in place of an earlier user message: a branch beside it."""
+        sent = await database_work(services.message_edit)(
+            user=self.user,
+            message_id=_uuid(_field(frame, "message", str), "message"),
+            content=_field(frame, "content", str),
+            client_id=_uuid(_field(frame, "client_id", str, default=None), "client_id"),
+        )
+        await self._announce_sent(sent)
+
+    async def on_select(self, frame: dict[str, Any]) -> None:
+        """Remember the branch this page shows (its last message) for the next visit."""
+        conversation_id = _uuid(_field(frame, "conversation", str), "conversation")
+        leaf_id = _uuid(_field(frame, "leaf", str), "leaf")
+        await database_work(configure.conversation_select)(
+            user=self.user, conversation_id=conversation_id, leaf_id=leaf_id
+        )
+        await self._send(
+            {"type": "selected", "conversation": str(conversation_id), "leaf": str(leaf_id)}
+        )
+
+    async def _announce_sent(self, sent: services.Sent) -> None:
         group = conversation_group(sent.user_message.conversation_id)
         await self._watch(group)
         for message in (sent.user_message, sent.assistant_message):

@@ -20,6 +20,14 @@ class Conversation(BaseModel):
     )
     model = models.ForeignKey("catalog.LanguageModel", on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=200)
+    # Sent as the first message of every reply's input.
+    system_prompt = models.TextField(blank=True)
+    # Sampling parameters set for this conversation, over the model's defaults (validated).
+    params = models.JSONField(default=dict, blank=True)
+    # The last message of the branch the user last viewed; the page reopens on it.
+    current_leaf = models.ForeignKey(
+        "chat.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-updated_at"]
@@ -88,3 +96,27 @@ class Message(BaseModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class Preset(BaseModel):
+    """A system prompt with sampling parameters, saved under a name to start chats from.
+
+    A public preset (published by staff) is offered to every user.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_presets"
+    )
+    name = models.CharField(max_length=80)
+    system_prompt = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    public = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "name"], name="chat_preset_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

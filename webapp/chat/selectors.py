@@ -13,7 +13,7 @@ from webapp.core.ids import is_uuid
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
 from webapp.generations.selectors import generation_summary
 
-from .models import Conversation, Message, Role
+from .models import Conversation, Message, Preset, Role
 
 # Replies whose text goes into the next prompt: a failed or cut-off one would mislead the model.
 _CONTEXT_STATUSES = (Status.DONE, Status.STOPPED)
@@ -72,13 +72,37 @@ def messages_with_conversation(
     return list(messages)
 
 
+def message_tree(*, conversation: Conversation) -> list[Message]:
+    """Return every message of the conversation, every branch, oldest first: one query."""
+    return list(_messages().filter(conversation=conversation))
+
+
 def message_path(*, conversation: Conversation, leaf_id: Any = None) -> list[Message]:
     """Return the messages from the root to ``leaf_id`` (default: the newest), in one query."""
-    messages = list(_messages().filter(conversation=conversation))
+    return branch_path(message_tree(conversation=conversation), leaf_id)
+
+
+def branch_path(messages: list[Message], leaf_id: Any = None) -> list[Message]:
+    """Return the branch through ``leaf_id`` (default: the newest message), root first.
+
+    Below ``leaf_id`` the branch goes on to the newest message under it, so a
+    message sent after it (from another tab) still shows.
+    """
     if not messages:
         return []
     by_id = {m.pk: m for m in messages}
-    return _path(by_id, by_id.get(leaf_id) or max(messages, key=lambda m: m.created_at))
+    start = by_id.get(leaf_id)
+    if start is None:
+        return _path(by_id, max(messages, key=lambda m: m.created_at))
+    children: dict[Any, list[Message]] = {}
+    for m in messages:
+        children.setdefault(m.parent_id, []).append(m)
+    newest, stack = start, [start]
+    while stack:
+        node = stack.pop()
+        newest = max(newest, node, key=lambda m: m.created_at)
+        stack.extend(children.get(node.pk, ()))
+    return _path(by_id, newest)
 
 
 def _path(by_id: dict[Any, Message], leaf: Message | None) -> list[Message]:
@@ -146,3 +170,15 @@ def conversation_replays(
         .order_by("-created_at")[:MAX_REPLAYED]
     )
     return conversation, list(found)[::-1]
+
+
+def preset_list(*, user: Any) -> QuerySet[Preset]:
+    """Return the user's presets and those staff published, by name."""
+    return Preset.objects.filter(Q(user=user) | Q(public=True)).order_by("name", "created_at")
+
+
+def preset_get_usable(*, user: Any, preset_id: Any) -> Preset | None:
+    """Return the preset if it is the user's own or public."""
+    if not is_uuid(preset_id):
+        return None
+    return preset_list(user=user).filter(pk=preset_id).first()

@@ -1,4 +1,5 @@
-"""Write access to conversations: start one, send into it, regenerate a reply.
+"""Write access to conversations: start one, send into it, edit a message, regenerate a
+reply.
 
 A reply is a generation (``webapp.generations``) that an assistant message
 points at; creating it is where access is checked. A send runs four queries:
@@ -21,8 +22,9 @@ from webapp.core.ids import is_uuid
 from webapp.generations.models import Generation, Origin
 from webapp.generations.services import generation_create
 
-from .models import Conversation, Message, Role
-from .selectors import conversation_get, message_context, messages_with_conversation
+from .configure import params_clean
+from .models import Conversation, Message, Preset, Role
+from .selectors import branch_path, conversation_get, message_context, messages_with_conversation
 
 TITLE_LENGTH = 60
 
@@ -49,19 +51,34 @@ def content_clean(content: Any) -> str:
 
 
 def conversation_start(
-    *, user: Any, model: LanguageModel, content: Any, client_id: uuid.UUID | None = None
+    *,
+    user: Any,
+    model: LanguageModel,
+    content: Any,
+    client_id: uuid.UUID | None = None,
+    preset: Preset | None = None,
 ) -> Sent:
-    """Create a conversation titled from its first message, and send that message."""
+    """Create a conversation titled from its first message, and send that message.
+
+    With a ``preset`` the conversation takes its system prompt and parameters
+    (checked against ``model`` first).
+    """
     text = content_clean(content)
+    params = params_clean(model=model, params=preset.params) if preset is not None else {}
     with transaction.atomic():
-        conversation = Conversation.objects.create(user=user, model=model, title=_title(text))
+        conversation = Conversation.objects.create(
+            user=user,
+            model=model,
+            title=_title(text),
+            system_prompt=preset.system_prompt if preset is not None else "",
+            params=params,
+        )
         return _send(
             user=user,
             conversation=conversation,
             history=[],
             content=text,
             client_id=client_id,
-            touch=False,
         )
 
 
@@ -89,7 +106,62 @@ def message_send(
     )
     if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
         return first
-    parent = _parent(messages, parent_id)
+    parent = _parent(messages, parent_id, default=conversation.current_leaf_id)
+    return _send_after(
+        user=user,
+        conversation=conversation,
+        messages=messages,
+        parent=parent,
+        text=text,
+        client_id=client_id,
+    )
+
+
+def message_edit(
+    *, user: Any, message_id: Any, content: Any, client_id: uuid.UUID | None = None
+) -> Sent:
+    """Send ``content`` in place of the user's earlier message: a new branch beside it.
+
+    The new message has the same parent as the old one, and its reply sees the
+    history up to that parent; the old branch stays as it was.
+    """
+    text = content_clean(content)
+    original, messages = _message_in_tree(user, message_id)
+    if original.role != Role.USER:
+        raise ValidationFailed("Only your own messages can be edited; regenerate a reply.")
+    if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
+        return first
+    parent = next((m for m in messages if m.pk == original.parent_id), None)
+    return _send_after(
+        user=user,
+        conversation=original.conversation,
+        messages=messages,
+        parent=parent,
+        text=text,
+        client_id=client_id,
+    )
+
+
+def _message_in_tree(user: Any, message_id: Any) -> tuple[Message, list[Message]]:
+    """Return the user's message and every message of its conversation (one query)."""
+    if not is_uuid(message_id):
+        raise NotFound("There is no such message.")
+    messages = messages_with_conversation(user=user, message_id=message_id)
+    message = next((m for m in messages if str(m.pk) == str(message_id)), None)
+    if message is None:
+        raise NotFound("There is no such message.")
+    return message, messages
+
+
+def _send_after(
+    *,
+    user: Any,
+    conversation: Conversation,
+    messages: list[Message],
+    parent: Message | None,
+    text: str,
+    client_id: uuid.UUID | None,
+) -> Sent:
     if parent is not None and parent.is_active:
         raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
     history = message_context(messages=messages, leaf=parent)
@@ -105,7 +177,7 @@ def message_send(
                 running=messages[0].user_running if messages else None,
             )
     except IntegrityError:  # two resends raced on the same client_id
-        again = messages_with_conversation(user=user, conversation_id=conversation_id)
+        again = messages_with_conversation(user=user, conversation_id=conversation.pk)
         if client_id is None or (first := _sent_with(again, client_id)) is None:
             raise
         return first
@@ -118,12 +190,7 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
     parameters (seed included) and input; otherwise it takes the conversation's
     model and its defaults, with the history as it stands.
     """
-    if not is_uuid(message_id):
-        raise NotFound("There is no such message.")
-    messages = messages_with_conversation(user=user, message_id=message_id)
-    message = next((m for m in messages if str(m.pk) == str(message_id)), None)
-    if message is None:
-        raise NotFound("There is no such message.")
+    message, messages = _message_in_tree(user, message_id)
     if message.role != Role.ASSISTANT:
         raise ValidationFailed("Only a reply can be regenerated.")
     conversation = message.conversation
@@ -136,8 +203,7 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
                 conversation=conversation,
                 model=old.language_model,
                 history=old.messages,
-                params=old.params,
-                with_defaults=False,
+                repeat=old.params,
                 running=running,
             )
         else:
@@ -152,7 +218,7 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
             role=Role.ASSISTANT,
             generation=generation,
         )
-        _touch(conversation)
+        _touch(conversation, leaf=reply)
     return reply
 
 
@@ -164,7 +230,6 @@ def _send(
     content: str,
     client_id: uuid.UUID | None,
     parent: Message | None = None,
-    touch: bool = True,
     running: int | None = None,
 ) -> Sent:
     user_message = Message(
@@ -185,8 +250,7 @@ def _send(
         generation=generation,
     )
     Message.objects.bulk_create([user_message, reply])
-    if touch:  # a conversation created in this transaction is already the newest
-        _touch(conversation)
+    _touch(conversation, leaf=reply)
     return Sent(user_message=user_message, assistant_message=reply, created=True)
 
 
@@ -196,29 +260,37 @@ def _generation(
     conversation: Conversation,
     history: list[Any],
     model: LanguageModel | None = None,
-    params: dict[str, Any] | None = None,
-    with_defaults: bool = True,
+    repeat: dict[str, Any] | None = None,
     running: int | None = None,
 ) -> Generation:
+    """Queue a reply to ``history``: with the conversation's system prompt first and its
+    parameters over the model's defaults, or, to ``repeat`` a reply, its exact input and
+    parameters (``repeat``: the parameters it was sent with)."""
+    if repeat is None and conversation.system_prompt:
+        history = [{"role": "system", "content": conversation.system_prompt}, *history]
     return generation_create(
         user=user,
         model=model or conversation.model,
         origin=Origin.CHAT,
         messages=history,
-        params=params,
-        with_defaults=with_defaults,
+        params=conversation.params if repeat is None else repeat,
+        with_defaults=repeat is None,
         group=conversation.group,
         running=running,
     )
 
 
-def _touch(conversation: Conversation) -> None:
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+def _touch(conversation: Conversation, *, leaf: Message) -> None:
+    """Mark the conversation as the newest, opening on ``leaf`` (the reply just asked for)."""
+    Conversation.objects.filter(pk=conversation.pk).update(
+        updated_at=timezone.now(), current_leaf=leaf
+    )
 
 
-def _parent(messages: list[Message], parent_id: Any) -> Message | None:
-    if parent_id is None:
-        return max(messages, key=lambda m: m.created_at) if messages else None
+def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> Message | None:
+    if parent_id is None:  # the end of the branch the user last viewed
+        path = branch_path(messages, default)
+        return path[-1] if path else None
     parent = next((m for m in messages if str(m.pk) == str(parent_id)), None)
     if parent is None:
         raise NotFound("There is no such message in this conversation.")

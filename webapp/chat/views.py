@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,11 +16,14 @@ from webapp.generations.limits import LimitReached
 
 from . import selectors, services
 from .forms import StartForm
+from .models import Conversation
+from .pages import conversation_context
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/home.html", _page(request, form=StartForm()))
+    form = StartForm(initial={"preset": request.GET.get("preset")})
+    return render(request, "chat/home.html", _page(request, form=form, **_presets(request)))
 
 
 @login_required
@@ -28,19 +33,26 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     limited = False
     if form.is_valid():
         model = model_get_usable(user=request.user, slug=form.cleaned_data["model"], action="chat")
+        preset_id = form.cleaned_data["preset"]
+        preset = preset_id and selectors.preset_get_usable(user=request.user, preset_id=preset_id)
         if model is None:
             form.add_error("model", "Choose a model you have access to.")
+        elif preset_id and preset is None:
+            form.add_error("preset", "Choose one of your presets or a published one.")
         else:
             try:
                 sent = services.conversation_start(
-                    user=request.user, model=model, content=form.cleaned_data["content"]
+                    user=request.user,
+                    model=model,
+                    content=form.cleaned_data["content"],
+                    preset=preset or None,
                 )
             except ApplicationError as exc:
                 form.add_error(None, exc.detail)
                 limited = isinstance(exc, LimitReached)
             else:
                 return redirect(sent.user_message.conversation)
-    page = _page(request, form=form, limit_refused=limited)
+    page = _page(request, form=form, limit_refused=limited, **_presets(request))
     return render(request, "chat/home.html", page, status=429 if limited else 400)
 
 
@@ -52,21 +64,23 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         )
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-    path = selectors.message_path(conversation=conversation)
-    return render(
-        request,
-        "chat/conversation.html",
-        _page(
-            request,
-            conversation=conversation,
-            chat_messages=path,
-            messages_data=[selectors.message_serialize(m) for m in path],
-            # The history stays the user's to read; only sending needs the model.
-            refusal=access_refusal(
-                user=request.user, model_or_gate=conversation.model, action="chat"
-            ),
-        ),
+    return conversation_page(request, conversation)
+
+
+def conversation_page(
+    request: HttpRequest, conversation: Conversation, *, status: int = 200, **forms: Any
+) -> HttpResponse:
+    """Render the conversation on the branch last viewed (``forms``: ones to show with errors)."""
+    context = conversation_context(user=request.user, conversation=conversation, **forms)
+    # The history stays the user's to read; only sending needs the model.
+    context["refusal"] = access_refusal(
+        user=request.user, model_or_gate=conversation.model, action="chat"
     )
+    return render(request, "chat/conversation.html", _page(request, **context), status=status)
+
+
+def _presets(request: HttpRequest) -> dict[str, object]:
+    return {"presets": list(selectors.preset_list(user=request.user))}
 
 
 def _page(request: HttpRequest, **context: object) -> dict[str, object]:

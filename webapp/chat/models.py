@@ -20,6 +20,9 @@ class Conversation(BaseModel):
     )
     model = models.ForeignKey("catalog.LanguageModel", on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=200)
+    pinned = models.BooleanField(default=False)
+    # Set when the owner deletes it: hidden at once, purged once the undo window is over.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -88,3 +91,6 @@ class Message(BaseModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+from .share_models import Share  # noqa: E402,F401  (registers the model with the app)

@@ -197,6 +197,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.float("ENDPOINT_PROBE_INTERVAL", default=10)),
         "options": {"in_beat": True},
     },
+    "purge-deleted-conversations": {
+        "task": "webapp.chat.tasks.purge_deleted_conversations",
+        "schedule": timedelta(seconds=env.float("CHAT_PURGE_INTERVAL", default=60)),
+    },
 }
 
 # Generation knobs (seconds unless named otherwise).
@@ -241,6 +245,11 @@ GENERATION = {
     "RETRY_ATTEMPTS": env.int("GENERATION_RETRY_ATTEMPTS", default=5),
 }
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
+# The sidebar: conversations per page, and the seconds a delete can be undone before purging.
+CHAT_SIDEBAR_PAGE = env.int("CHAT_SIDEBAR_PAGE", default=30)
+CHAT_UNDO_SECONDS = env.int("CHAT_UNDO_SECONDS", default=8)
+# Imports larger than this (bytes) are refused before they are read.
+CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
 READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
 

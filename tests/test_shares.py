@@ -32,7 +32,7 @@ def chat(user):
 
 
 def test_a_share_copies_the_path_so_later_edits_do_not_change_it(user, chat):
-    conversation, question, answer = chat
+    conversation, _, answer = chat
     share = sharing.share_create(user=user, conversation_id=conversation.pk)
     MessageFactory(conversation=conversation, parent=answer, content="a later message")
     answer.generation.text = "changed"

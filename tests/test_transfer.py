@@ -217,6 +217,12 @@ def test_a_file_over_the_limit_is_refused_by_its_size(user, model, settings):
         _import(user, b" " * 1001, model)
 
 
+def _export_of(*messages):
+    return json.dumps(
+        {"format": "gatehouse-export", "conversations": [{"messages": list(messages)}]}
+    ).encode()
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -224,10 +230,11 @@ def test_a_file_over_the_limit_is_refused_by_its_size(user, model, settings):
         b"{}",
         b"[]",
         b'{"format": "gatehouse-export", "conversations": "x"}',
-        b'{"format": "gatehouse-export", "conversations": [{"messages": [{"id": "1", "role": "tool", "content": "x"}]}]}',
-        b'{"format": "gatehouse-export", "conversations": [{"messages": [{"id": "1", "parent": "9", "role": "user", "content": "x"}]}]}',
-        b'{"format": "gatehouse-export", "conversations": [{"messages": [{"id": "1", "role": "user", "content": 5}]}]}',
-        b'{"format": "gatehouse-export", "conversations": [{"messages": [{"id": "1", "role": "user", "content": "a"}, {"id": "1", "role": "user", "content": "b"}]}]}',
+        _export_of({"id": "1", "role": "tool", "content": "x"}),
+        _export_of({"id": "1", "parent": "9", "role": "user", "content": "x"}),
+        _export_of({"id": "1", "role": "user", "content": 5}),
+        _export_of(*[{"id": "1", "role": "user", "content": "same id"}] * 2),
+        _export_of({"id": "1", "role": "user", "content": "nul \u0000"}),
         b'[{"mapping": {"a": {"parent": "zzz", "children": []}}}]',
         b'[{"mapping": []}]',
     ],

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from webapp.catalog.selectors import model_get_usable, model_list_usable
@@ -42,7 +43,7 @@ def _share_page(request: HttpRequest, share: object, **extra: object) -> dict[st
 @require_POST
 def share_continue(request: HttpRequest, token: str) -> HttpResponse:
     if not request.user.is_authenticated:
-        return redirect_to_login(request.path.rsplit("continue", 1)[0])
+        return redirect_to_login(reverse("chat:share", kwargs={"token": token}))
     try:
         conversation = sharing.share_continue(user=request.user, token=token)
     except NotFound as exc:

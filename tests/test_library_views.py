@@ -205,6 +205,15 @@ def test_a_huge_upload_is_refused_by_its_declared_size(client, member, settings)
     assert not Conversation.objects.filter(user=member).exists()
 
 
+def test_an_import_without_the_csrf_token_is_refused(member):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(member)
+    model = LanguageModelFactory()
+    data = b'{"format": "gatehouse-export", "conversations": [{"messages": []}]}'
+    assert _upload(strict, data, model).status_code == 403
+    assert not Conversation.objects.filter(user=member).exists()
+
+
 def test_a_bad_import_shows_the_reason_and_imports_nothing(client, member):
     model = LanguageModelFactory()
     response = _upload(client, b'{"format": "gatehouse-export", "conversations": 3}', model)
@@ -212,3 +221,10 @@ def test_a_bad_import_shows_the_reason_and_imports_nothing(client, member):
     gated = LanguageModelFactory(access_policy="gated")
     assert _upload(client, b"[]", gated).status_code == 400
     assert not Conversation.objects.filter(user=member).exists()
+
+
+def test_a_body_declared_as_200_mb_is_refused_before_it_is_read(client, member):
+    model = LanguageModelFactory()
+    response = _upload(client, b"[]", model, CONTENT_LENGTH=str(200 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "too large (200 MB" in response.content.decode()

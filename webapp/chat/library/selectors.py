@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from webapp.chat.models import Conversation, Message, Role
+from webapp.generations.models import Generation
 
 GROUPS = ("Pinned", "Today", "Yesterday", "Previous 7 days", "Older")
 SEARCH_CONFIG = "english"  # must match the indexes of migration 0003
@@ -116,8 +117,10 @@ def _matches_postgres(user: Any, query: str) -> tuple[QuerySet[Message], QuerySe
 
     # Two index scans, not one OR across a join: user words live on the message,
     # replies' words on their generation.
+    # The subqueries are left unfiltered by user so that the planner takes the text
+    # index, never the user's whole history row by row; the outer query keeps to the user.
     said = matching(Message.objects.filter(role=Role.USER), "content").values("pk")
-    replied = matching(_generations(user), "text").values("pk")
+    replied = matching(Generation.objects.all(), "text").values("pk")
     messages = _in_kept(user).filter(
         Q(pk__in=said) | Q(role=Role.ASSISTANT, generation__in=replied)
     )
@@ -130,12 +133,6 @@ def _matches_plain(user: Any, query: str) -> tuple[QuerySet[Message], QuerySet[C
         | Q(role=Role.ASSISTANT, generation__text__icontains=query)
     )
     return messages, kept(user).filter(title__icontains=query)
-
-
-def _generations(user: Any) -> QuerySet[Any]:
-    from webapp.generations.models import Generation
-
-    return Generation.objects.filter(user=user)
 
 
 def _snippet(text: str, query: str, width: int = 60) -> str:

@@ -7,6 +7,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from webapp.catalog.selectors import model_get_usable, model_list_usable
@@ -65,14 +66,27 @@ def share_revoke(request: HttpRequest, token: str) -> HttpResponse:
     return redirect("chat:data")
 
 
+@csrf_exempt  # checked by _data_page below, once the size is known to be acceptable
 @login_required
 def data_page(request: HttpRequest) -> HttpResponse:
     """Export everything, import a file, see and revoke shared links."""
+    if request.method == "POST":
+        # By its declared size first, before anything (the CSRF check included) reads
+        # the body: Django's documented way to act on an upload before it is parsed.
+        try:
+            imports.import_size_check(_declared_size(request))
+        except ApplicationError as exc:
+            return _data(
+                request, error=exc.detail, status=413 if "too large" in exc.detail else 400
+            )
+    return _data_page(request)
+
+
+@csrf_protect
+def _data_page(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _data(request)
     try:
-        # By its declared size first: a huge body is refused before it is read or parsed.
-        imports.import_size_check(_declared_size(request))
         upload = request.FILES.get("file")
         imports.import_size_check(upload.size if upload else None)
         model = model_get_usable(
@@ -82,8 +96,8 @@ def data_page(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Choose a model you have access to for the imported chats.")
         summary = imports.conversations_import(
             user=request.user,
-            data=upload.read(),
-            default_model=model,  # type: ignore[union-attr]
+            data=upload.read(),  # type: ignore[union-attr]
+            default_model=model,
         )
     except ApplicationError as exc:
         return _data(request, error=exc.detail, status=413 if "too large" in exc.detail else 400)

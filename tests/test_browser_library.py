@@ -8,7 +8,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import PASSWORD, MessageFactory, UserFactory, reply_factory
+from tests.factories import (
+    PASSWORD,
+    ConversationFactory,
+    MessageFactory,
+    UserFactory,
+    reply_factory,
+)
 from tests.test_browser import browser, page, start_chat_as_a_member  # noqa: F401 (fixtures)
 from webapp.chat.models import Conversation
 
@@ -107,3 +113,39 @@ def test_search_finds_a_word_from_a_reply_and_opens_the_conversation_there(
     expect(match).to_have_class(re.compile("message-found"))
     expect(match).to_be_in_viewport()
     expect(page.locator(".message[data-role=assistant]").last).not_to_be_in_viewport()
+
+
+def test_the_sidebar_loads_more_on_scroll_and_deletes_with_undo_and_pins(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    for i in range(45):
+        ConversationFactory(user=member, title=f"Chat number {i}")
+    sign_in(page, live_site, member.email)
+    items = page.locator("#conversation-list li.conversation-item")
+    expect(items).to_have_count(30)
+    page.locator("#conversation-list li.conversation-item").last.scroll_into_view_if_needed()
+    expect(items).to_have_count(45)
+    expect(page.locator("#conversation-list")).to_contain_text("Chat number 0")
+
+    newest = page.locator("#conversation-list li.conversation-item").first
+    expect(newest).to_contain_text("Chat number 44")
+    _open_menu(page, "delete")
+    expect(newest).to_be_hidden()
+    expect(page.locator("#sidebar-toast")).to_contain_text("deleted")
+    page.click("#sidebar-undo")
+    expect(newest).to_be_visible()
+
+    last = page.locator("li.conversation-item", has_text="Chat number 0")
+    last.locator("summary").click()
+    last.locator("button[data-action=pin]").click()
+    expect(page.locator("#conversation-list li").first).to_contain_text("Pinned")
+    page.reload()
+    expect(page.locator("#conversation-list li.conversation-item").first).to_contain_text(
+        "Chat number 0"
+    )
+    assert Conversation.objects.filter(user=member, deleted_at__isnull=True).count() == 45

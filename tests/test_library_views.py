@@ -65,7 +65,7 @@ def test_the_list_endpoint_serves_the_next_page_without_repeating_the_group(
 def test_search_returns_a_link_to_the_matching_message(client, chat):
     conversation, answer = chat
     body = client.get("/c/search", {"q": "swim"}).content.decode()
-    assert f"{conversation.get_absolute_url()}?m={answer.pk}#message-{answer.pk}" in body
+    assert f"{conversation.get_absolute_url()}?m={answer.pk}\"" in body
     assert "Nothing matches" in client.get("/c/search", {"q": "zebra"}).content.decode()
 
 
@@ -228,3 +228,25 @@ def test_a_body_declared_as_200_mb_is_refused_before_it_is_read(client, member):
     response = _upload(client, b"[]", model, CONTENT_LENGTH=str(200 * 1024 * 1024))
     assert response.status_code == 413
     assert "too large (200 MB" in response.content.decode()
+
+
+def _queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_sidebar_and_a_conversation_cost_the_same_queries_however_many_there_are(
+    client, member
+):
+    small = ConversationFactory(user=member)
+    parent = MessageFactory(conversation=small)
+    few = _queries(client, small.get_absolute_url())
+    for _ in range(60):
+        ConversationFactory(user=member)
+    for i in range(1000):
+        parent = MessageFactory(conversation=small, parent=parent, content=f"turn {i}")
+    assert _queries(client, small.get_absolute_url()) == few

@@ -170,3 +170,13 @@ def test_search_covers_only_the_users_own_kept_conversations(user):
 def test_odd_queries_find_nothing_and_raise_nothing(user, query):
     _chat(user, "Title", "words", "more words")
     assert selectors.conversation_search(user=user, query=query) == []
+
+
+def test_the_plain_fallback_finds_the_same_words_without_full_text(user, monkeypatch):
+    from django.db import connection
+
+    _chat(user, "Other", "hello", "nothing here")
+    conversation, _, answer = _chat(user, "Travel", "Where to go?", "Visit the fjords of Norway.")
+    monkeypatch.setattr(connection, "vendor", "sqlite")  # the one-command run's database
+    hits = selectors.conversation_search(user=user, query="fjords")
+    assert [(h.conversation.pk, h.message_id) for h in hits] == [(conversation.pk, answer.pk)]

@@ -65,7 +65,7 @@ def test_the_list_endpoint_serves_the_next_page_without_repeating_the_group(
 def test_search_returns_a_link_to_the_matching_message(client, chat):
     conversation, answer = chat
     body = client.get("/c/search", {"q": "swim"}).content.decode()
-    assert f"{conversation.get_absolute_url()}?m={answer.pk}\"" in body
+    assert f'{conversation.get_absolute_url()}?m={answer.pk}"' in body
     assert "Nothing matches" in client.get("/c/search", {"q": "zebra"}).content.decode()
 
 

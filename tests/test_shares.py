@@ -110,3 +110,11 @@ def test_continue_is_refused_with_the_reason_when_the_viewer_may_not_use_the_mod
     with pytest.raises(PermissionDenied, match="Gated One"):
         sharing.share_continue(user=viewer, token=share.token)
     assert not Conversation.objects.filter(user=viewer).exists()
+
+
+def test_a_leaf_from_another_conversation_is_not_found_and_nothing_is_shared(user, chat):
+    elsewhere = MessageFactory(conversation=ConversationFactory(user=user))
+    for leaf in [elsewhere.pk, "not-an-id"]:
+        with pytest.raises(NotFound):
+            sharing.share_create(user=user, conversation_id=chat[0].pk, leaf_id=leaf)
+    assert not Share.objects.exists()

@@ -72,7 +72,9 @@ const actions = {
     await reloadList();
   },
   async share(item) {
-    const data = await post(itemUrl(item, "share"));
+    // The open conversation is shared as shown: up to the last message of the branch on screen.
+    const shown = item.querySelector("a.active") ? [...document.querySelectorAll("#messages .message[data-id]")].pop() : null;
+    const data = await post(itemUrl(item, "share"), shown?.dataset.id ? { leaf: shown.dataset.id } : {});
     const dialog = document.getElementById("share-dialog");
     document.getElementById("share-url").value = data.url;
     dialog.showModal();

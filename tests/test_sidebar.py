@@ -180,3 +180,15 @@ def test_the_plain_fallback_finds_the_same_words_without_full_text(user, monkeyp
     monkeypatch.setattr(connection, "vendor", "sqlite")  # the one-command run's database
     hits = selectors.conversation_search(user=user, query="fjords")
     assert [(h.conversation.pk, h.message_id) for h in hits] == [(conversation.pk, answer.pk)]
+
+
+def test_beat_purges_through_the_task(user, settings):
+    from webapp.chat.tasks import purge_deleted_conversations
+
+    assert "purge-deleted-conversations" in settings.CELERY_BEAT_SCHEDULE
+    conversation = ConversationFactory(user=user)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        deleted_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    assert purge_deleted_conversations() == 1
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()

@@ -5,12 +5,12 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .selectors import conversation_list
+from .library.selectors import conversation_page
 
 
 def sidebar(request: HttpRequest) -> dict[str, Any]:
     """Give every page the user's conversations, queried once and only if the page shows them."""
     if not request.user.is_authenticated:
-        return {"conversations": None}
+        return {"sidebar_page": None}
     user = request.user
-    return {"conversations": SimpleLazyObject(lambda: list(conversation_list(user=user)))}
+    return {"sidebar_page": SimpleLazyObject(lambda: conversation_page(user=user))}

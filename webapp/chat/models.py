@@ -28,6 +28,9 @@ class Conversation(BaseModel):
     current_leaf = models.ForeignKey(
         "chat.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    pinned = models.BooleanField(default=False)
+    # Set when the owner deletes it: hidden at once, purged once the undo window is over.
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -120,3 +123,6 @@ class Preset(BaseModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+from .share_models import Share  # noqa: E402,F401  (registers the model with the app)

@@ -21,7 +21,9 @@ _CONTEXT_STATUSES = (Status.DONE, Status.STOPPED)
 
 def conversation_list(*, user: Any, limit: int = 200) -> QuerySet[Conversation]:
     """Return the user's conversations, newest activity first."""
-    return Conversation.objects.filter(user=user).only("id", "title", "updated_at")[:limit]
+    return Conversation.objects.filter(user=user, deleted_at__isnull=True).only(
+        "id", "title", "updated_at"
+    )[:limit]
 
 
 def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
@@ -29,7 +31,9 @@ def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
     if not user.is_authenticated or not is_uuid(conversation_id):
         raise NotFound("There is no such conversation.")
     conversation = (
-        Conversation.objects.select_related("model").filter(pk=conversation_id, user=user).first()
+        Conversation.objects.select_related("model")
+        .filter(pk=conversation_id, user=user, deleted_at__isnull=True)
+        .first()
     )
     if conversation is None:
         raise NotFound("There is no such conversation.")
@@ -61,7 +65,7 @@ def messages_with_conversation(
     messages = (
         _messages()
         .select_related("conversation__model")
-        .filter(conversation__user=user)
+        .filter(conversation__user=user, conversation__deleted_at__isnull=True)
         # The user's running generations, for their limit: computed once by PostgreSQL.
         .annotate(user_running=Coalesce(Subquery(running), 0))
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from . import settings_views, views
+from .library.urls import urlpatterns as library_urls
 
 app_name = "chat"
 urlpatterns = [
@@ -18,4 +19,5 @@ urlpatterns = [
     path("presets/", settings_views.preset_list, name="presets"),
     path("presets/<uuid:preset_id>/publish", settings_views.preset_publish, name="preset_publish"),
     path("presets/<uuid:preset_id>/delete", settings_views.preset_delete, name="preset_delete"),
+    *library_urls,
 ]

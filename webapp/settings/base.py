@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "access.send_digests",
         "schedule": crontab(minute=0, hour=env.int("ACCESS_DIGEST_HOUR", default=8)),
     },
+    "purge-deleted-conversations": {
+        "task": "webapp.chat.tasks.purge_deleted_conversations",
+        "schedule": timedelta(seconds=env.float("CHAT_PURGE_INTERVAL", default=60)),
+    },
 }
 
 # Generation knobs (seconds unless named otherwise).
@@ -282,6 +286,11 @@ GENERATION = {
 # above has the digest hour and the expiry sweep's interval).
 ACCESS = {"EXPIRY_NOTICE_DAYS": env.int("ACCESS_EXPIRY_NOTICE_DAYS", default=14)}
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
+# The sidebar: conversations per page, and the seconds a delete can be undone before purging.
+CHAT_SIDEBAR_PAGE = env.int("CHAT_SIDEBAR_PAGE", default=30)
+CHAT_UNDO_SECONDS = env.int("CHAT_UNDO_SECONDS", default=8)
+# Imports larger than this (bytes) are refused before they are read.
+CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
 READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
 

@@ -1,0 +1,174 @@
+"""Import a Gatehouse export or a ChatGPT ``conversations.json``: all of it, or nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.catalog.models import LanguageModel
+from webapp.catalog.policy import model_can_use
+from webapp.chat.models import Conversation, Message, Role
+from webapp.core.errors import ValidationFailed
+
+from . import chatgpt
+from .export import FORMAT
+from .tree import Node, Tree, messages_insert, time_read, title_read, tree_order
+
+MAX_MESSAGES = 200_000
+_MB = 1024 * 1024
+_ROLES = {Role.USER, Role.ASSISTANT, Role.SYSTEM}
+
+
+@dataclass(frozen=True)
+class Summary:
+    source: str  # "gatehouse" or "chatgpt"
+    conversations: int
+    messages: int
+    branches: int  # messages with more than one child: forks kept as branches
+    models: dict[str, int]  # model display name -> conversations
+
+
+def import_size_check(size: int | None) -> None:
+    """Refuse an import by its size alone, before anything reads it."""
+    limit = settings.CHAT_IMPORT_MAX_BYTES
+    if size is None:
+        raise ValidationFailed("Choose a file to import.")
+    if size > limit:
+        raise ValidationFailed(
+            f"The file is too large ({size // _MB} MB; at most {limit // _MB} MB)."
+        )
+
+
+def conversations_import(*, user: Any, data: bytes, default_model: LanguageModel) -> Summary:
+    """Parse ``data`` and create every conversation in it in one transaction."""
+    import_size_check(len(data))
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationFailed("The file is not JSON (a Gatehouse or ChatGPT export).") from exc
+    source, trees = _trees(parsed)
+    if not trees:
+        raise ValidationFailed("The file holds no conversations.")
+    total = sum(len(t.nodes) for t in trees)
+    if total > MAX_MESSAGES:
+        raise ValidationFailed(f"The file holds {total} messages; at most {MAX_MESSAGES}.")
+    models = _models(user, trees, default_model)
+    with transaction.atomic():
+        for tree in trees:
+            _write(user, tree, models[tree.model_slug])
+    return Summary(
+        source=source,
+        conversations=len(trees),
+        messages=total,
+        branches=sum(_forks(t) for t in trees),
+        models=dict(Counter(models[t.model_slug].display_name for t in trees)),
+    )
+
+
+def _trees(parsed: Any) -> tuple[str, list[Tree]]:
+    if isinstance(parsed, dict) and parsed.get("format") == FORMAT:
+        return "gatehouse", _gatehouse(parsed)
+    if isinstance(parsed, list) and all(isinstance(c, dict) and "mapping" in c for c in parsed):
+        return "chatgpt", [
+            chatgpt.tree(c, where=f"Conversation {i + 1}") for i, c in enumerate(parsed)
+        ]
+    raise ValidationFailed("This is neither a Gatehouse export nor a ChatGPT conversations.json.")
+
+
+def _gatehouse(parsed: dict[str, Any]) -> list[Tree]:
+    conversations = parsed.get("conversations")
+    if not isinstance(conversations, list):
+        raise ValidationFailed("The export has no list of conversations.")
+    return [_gatehouse_tree(c, f"Conversation {i + 1}") for i, c in enumerate(conversations)]
+
+
+def _gatehouse_tree(item: Any, where: str) -> Tree:
+    if not isinstance(item, dict) or not isinstance(item.get("messages"), list):
+        raise ValidationFailed(f"{where}: not a conversation with messages.")
+    nodes = []
+    for raw in item["messages"]:
+        if not isinstance(raw, dict):
+            raise ValidationFailed(f"{where}: a message is not an object.")
+        nodes.append(
+            Node(
+                key=_text(raw.get("id"), where, "id"),
+                parent=None if raw.get("parent") is None else _text(raw["parent"], where, "parent"),
+                role=_role(raw.get("role"), where),
+                content=_content(raw.get("content"), where),
+                created_at=time_read(raw.get("created_at")),
+            )
+        )
+    return Tree(
+        title=title_read(item.get("title")),
+        model_slug=item.get("model") if isinstance(item.get("model"), str) else None,
+        created_at=time_read(item.get("created_at")),
+        nodes=tree_order(nodes, where=where),
+    )
+
+
+def _text(value: Any, where: str, name: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValidationFailed(f"{where}: a message has no valid {name}.")
+    return str(value)
+
+
+def _role(value: Any, where: str) -> str:
+    if value not in _ROLES:
+        raise ValidationFailed(
+            f"{where}: {str(value)[:20]!r} is not a role (user, assistant, system)."
+        )
+    return str(value)
+
+
+def _content(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{where}: a message's content is not text.")
+    if len(value) > settings.CHAT_MAX_MESSAGE_CHARS * 10 or "\x00" in value:
+        raise ValidationFailed(f"{where}: a message is too long or holds a NUL character.")
+    return value
+
+
+def _models(
+    user: Any, trees: list[Tree], default: LanguageModel
+) -> dict[str | None, LanguageModel]:
+    """Map each named model to itself where the user may chat with it, else to ``default``."""
+    slugs = {t.model_slug for t in trees if t.model_slug}
+    found = {m.slug: m for m in LanguageModel.objects.filter(slug__in=slugs)}
+    usable = {s: m for s, m in found.items() if model_can_use(user=user, model=m, action="chat")}
+    return {None: default, **{s: usable.get(s, default) for s in slugs}}
+
+
+def _write(user: Any, tree: Tree, model: LanguageModel) -> None:
+    now = timezone.now()
+    conversation = Conversation.objects.create(user=user, model=model, title=tree.title)
+    ids = {n.key: uuid.uuid4() for n in tree.nodes}
+    rows, times = [], []
+    for i, node in enumerate(tree.nodes):
+        rows.append(
+            Message(
+                id=ids[node.key],
+                conversation=conversation,
+                parent_id=ids[node.parent] if node.parent is not None else None,
+                role=node.role,
+                content=node.content,
+            )
+        )
+        # Parents stay older than their children whatever the file says, so the newest
+        # message is a leaf.
+        base = node.created_at or tree.created_at or now
+        previous = times[-1] if times else base
+        times.append(max(base, previous + dt.timedelta(microseconds=1)) if i else base)
+    messages_insert(rows, times)
+
+
+def _forks(tree: Tree) -> int:
+    counts = Counter(n.parent for n in tree.nodes if n.parent is not None)
+    return sum(1 for c in counts.values() if c > 1)

@@ -1,0 +1,85 @@
+"""Message trees from outside: checked and ordered without recursion, written in bulk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from webapp.chat.models import Message
+from webapp.core.errors import ValidationFailed
+
+BATCH = 1000
+
+
+@dataclass
+class Node:
+    key: str
+    parent: str | None
+    role: str
+    content: str
+    created_at: dt.datetime | None = None
+
+
+@dataclass
+class Tree:
+    title: str
+    model_slug: str | None
+    created_at: dt.datetime | None
+    nodes: list[Node] = field(default_factory=list)  # parents before children
+
+
+def tree_order(nodes: Iterable[Node], *, where: str) -> list[Node]:
+    """Return ``nodes`` parents first, or raise ValidationFailed on a duplicate id, a parent
+    that is not there, or a cycle (a node that no walk from a root reaches)."""
+    by_key: dict[str, Node] = {}
+    for node in nodes:
+        if node.key in by_key:
+            raise ValidationFailed(f"{where}: the message id {node.key!r} appears twice.")
+        by_key[node.key] = node
+    children: dict[str | None, list[Node]] = {}
+    for node in by_key.values():
+        if node.parent is not None and node.parent not in by_key:
+            raise ValidationFailed(f"{where}: a message's parent {node.parent!r} is missing.")
+        children.setdefault(node.parent, []).append(node)
+    ordered: list[Node] = []
+    queue = deque(children.get(None, []))
+    while queue:
+        node = queue.popleft()
+        ordered.append(node)
+        queue.extend(children.get(node.key, []))
+    if len(ordered) != len(by_key):
+        raise ValidationFailed(f"{where}: the messages form a cycle.")
+    return ordered
+
+
+def messages_insert(messages: list[Message], times: list[dt.datetime]) -> None:
+    """Insert ``messages`` (parents first) and give them ``times`` as their creation times
+    (``auto_now_add`` would stamp them all with now)."""
+    Message.objects.bulk_create(messages, batch_size=BATCH)
+    for message, when in zip(messages, times, strict=True):
+        message.created_at = when
+    Message.objects.bulk_update(messages, ["created_at"], batch_size=BATCH)
+
+
+def title_read(value: Any) -> str:
+    """Return a title from outside as one line of at most 200 characters."""
+    title = " ".join(value.split()) if isinstance(value, str) else ""
+    return title[:200] or "Imported conversation"
+
+
+def time_read(value: Any) -> dt.datetime | None:
+    """Return an epoch number or an ISO string as an aware datetime, or None."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+        if isinstance(value, str):
+            when = dt.datetime.fromisoformat(value)
+            return when if timezone.is_aware(when) else when.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None

@@ -106,6 +106,14 @@ def live_site(django_db_setup: None, tmp_path_factory) -> Iterator[LiveSite]:
 
 
 @pytest.fixture
+def member(client):
+    """A signed-in user of the test client."""
+    user = UserFactory()
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
 def user(db):
     return UserFactory()
 

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def member(client):
-    user = UserFactory()
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def chat(member):
     conversation = ConversationFactory(user=member, title="Kept chat")
     question = MessageFactory(conversation=conversation, content="Tell me about **otters**")

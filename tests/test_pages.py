@@ -23,13 +23,6 @@ from webapp.chat.models import Conversation
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def member(client):
-    user = UserFactory()
-    client.force_login(user)
-    return user
-
-
 def test_anonymous_visitors_are_sent_to_sign_in(client):
     response = client.get("/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -3,7 +3,7 @@
 A queued generation waits until it is *admitted*: given a slot on one of its
 model's healthy endpoints. An endpoint serves ``max_concurrent`` replies at
 once (set by staff), else what the server reports (TGI's
-``max_concurrent_requests``), else GENERATION_ENDPOINT_CAPACITY. Admission
+``max_concurrent_requests``), else GENERATION_ENDPOINT_CAPACITY (``_places``). Admission
 runs whenever a slot may have come free or a generation arrived: after a
 create commits, after a generation ends, after a health probe, and on the
 reaper's round as a safety net. It takes the model's row lock, so two
@@ -32,7 +32,7 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from inference import relay, runtime
-from webapp.catalog.models import LanguageModel, ModelEndpoint
+from webapp.catalog.models import LanguageModel
 
 from .models import ACTIVE_STATUSES, Generation, Status
 
@@ -54,28 +54,18 @@ class _Waiting:
     FIELDS = ("id", "user_id", "channel_group", "not_before")
 
 
-def endpoint_capacity(endpoint: ModelEndpoint) -> int:
-    """Return how many replies ``endpoint`` may serve at once."""
-    if endpoint.max_concurrent:
-        return endpoint.max_concurrent
-    if endpoint.reported_capacity:
-        return endpoint.reported_capacity
-    return settings.GENERATION["ENDPOINT_CAPACITY"]
-
-
 def queue_admit(*, model_id: Any) -> list[str]:
     """Give free slots of the model's endpoints to its waiting generations, fairly, and
     enqueue them; tell the rest where they stand. Return the admitted ids."""
     from inference.tasks import generate
 
     with transaction.atomic():
-        if not LanguageModel.objects.select_for_update(no_key=True).filter(pk=model_id).exists():
+        if not _lock(model_id):
             return []
         waiting = _fair_order(model_id)
-        if not waiting:
-            _publish_positions(model_id, [])
+        if not waiting:  # the round that admitted the last one has cleared the positions
             return []
-        free = _free_slots(model_id)
+        free, _ = _places(model_id)
         if free is None:
             _fail_waiting(waiting, "no_endpoint", NO_ENDPOINT_DETAIL)
             return []
@@ -108,19 +98,40 @@ def queue_place(*, model_id: Any) -> Any | None:
     Called in the creating transaction, which then holds the model's row lock until it
     commits: two statements where a full admission round takes five.
     """
-    model = Generation._meta.get_field("language_model").target_field
-    pk = model.get_db_prep_value(model_id, connection)
+    _lock(model_id)
+    free, anyone_waits = _places(model_id)
+    if free is None or anyone_waits:
+        return None
+    return _least_busy(free)
+
+
+def _lock(model_id: Any) -> bool:
+    """Take the model's row lock (it does not block the sends' foreign-key checks);
+    return whether the model exists."""
+    return LanguageModel.objects.select_for_update(no_key=True).filter(pk=model_id).exists()
+
+
+def _places(model_id: Any) -> tuple[dict[Any, int] | None, bool]:
+    """Return the free slots of each healthy endpoint of the model (None: it has no active
+    endpoint), and whether any generation of the model waits."""
+    field = Generation._meta.get_field("language_model").target_field
+    pk = field.get_db_prep_value(model_id, connection)
     with connection.cursor() as cursor:
-        LanguageModel.objects.select_for_update(no_key=True).filter(pk=model_id).exists()
         cursor.execute(_PLACES, [pk, pk])
         rows = cursor.fetchall()
-    if not rows or rows[0][5]:
-        return None
+    if not rows:
+        return None, False
+    default = settings.GENERATION["ENDPOINT_CAPACITY"]
     free = {
-        row[0]: (row[1] or row[2] or settings.GENERATION["ENDPOINT_CAPACITY"]) - row[4]
-        for row in rows
-        if row[3]
+        endpoint: (staff_set or reported or default) - busy
+        for endpoint, staff_set, reported, healthy, busy, _ in rows
+        if healthy
     }
+    return free, bool(rows[0][5])
+
+
+def _least_busy(free: dict[Any, int]) -> Any | None:
+    """Return the endpoint with the most free slots, or None if none has one."""
     best = max(free, key=free.__getitem__, default=None)
     return best if best is not None and free[best] > 0 else None
 
@@ -190,29 +201,14 @@ def _served(model_id: Any, users: set[Any]) -> dict[Any, tuple[int, datetime | N
     return {user: (running, last) for user, running, last in rows}
 
 
-def _free_slots(model_id: Any) -> dict[Any, int] | None:
-    """Return free slots per healthy endpoint of the model, or None if it has no endpoint."""
-    endpoints = list(
-        ModelEndpoint.objects.filter(model_id=model_id, is_active=True).annotate(
-            busy=Count(
-                "served",
-                filter=Q(served__status__in=ACTIVE_STATUSES, served__admitted_at__isnull=False),
-            )
-        )
-    )
-    if not endpoints:
-        return None
-    return {e.pk: endpoint_capacity(e) - e.busy for e in endpoints if e.healthy}
-
-
 def _admit(waiting: list[_Waiting], free: dict[Any, int]) -> list[str]:
     """Admit waiting generations in order while slots are free, each to the endpoint with
     the most free slots (the least busy)."""
     now = timezone.now()
     chosen: dict[Any, list[Any]] = {}
     for item in waiting:
-        endpoint = max(free, key=free.__getitem__, default=None)
-        if endpoint is None or free[endpoint] <= 0:
+        endpoint = _least_busy(free)
+        if endpoint is None:
             break
         if item.not_before is not None and item.not_before > now:
             continue  # backing off after a 429: its turn is kept, its start is not yet

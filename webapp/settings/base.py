@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "webapp.weights",
     "webapp.generations",
     "webapp.chat",
+    "webapp.arena",
+    "webapp.playground",
+    "webapp.api",
 ]
 
 MIDDLEWARE = [

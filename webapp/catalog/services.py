@@ -11,6 +11,7 @@ from django.utils.text import slugify
 
 from inference.params import ParamsError, params_parse
 from webapp.access.models import Gate
+from webapp.accounts import revocation
 from webapp.core.validation import field_errors
 
 from .models import LanguageModel, ModelEndpoint
@@ -30,6 +31,8 @@ MODEL_FIELDS = (
     "position",
 )
 ENDPOINT_FIELDS = ("url", "api_key")
+# A change to one of these changes who may use the model.
+ACCESS_FIELDS = ("access_policy", "is_active", "gate_id")
 
 
 class ModelSpecError(ValueError):
@@ -103,6 +106,7 @@ class _Plan:
 
     model: LanguageModel
     endpoints: list[tuple[str, str | None]]
+    access_changed: bool = False
 
 
 def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -> _Plan:
@@ -121,6 +125,7 @@ def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -
     model = LanguageModel.objects.filter(slug=slug).first() or LanguageModel(
         slug=slug, display_name=slug
     )
+    before = _access_fields(model)
     for key in MODEL_FIELDS:
         if key in spec:
             setattr(model, key, spec[key])
@@ -132,7 +137,12 @@ def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -
     errors += endpoint_errors
     if errors:
         raise ModelSpecError(*errors)
-    return _Plan(model=model, endpoints=endpoints)
+    changed = not model._state.adding and _access_fields(model) != before
+    return _Plan(model=model, endpoints=endpoints, access_changed=changed)
+
+
+def _access_fields(model: LanguageModel) -> tuple[Any, ...]:
+    return tuple(getattr(model, name) for name in ACCESS_FIELDS)
 
 
 def _model_errors(slug: str, model: LanguageModel) -> list[str]:
@@ -193,4 +203,12 @@ def _plan_save(plan: _Plan) -> tuple[LanguageModel, bool]:
         row, _ = ModelEndpoint.objects.update_or_create(model=model, url=url, defaults=defaults)
         kept.append(row.pk)
     model.endpoints.exclude(pk__in=kept).update(is_active=False)
+    if plan.access_changed:
+        model_access_changed(model=model)
     return model, created
+
+
+def model_access_changed(*, model: LanguageModel) -> None:
+    """Who may use ``model`` changed (its policy, its gate, or it was taken out of service):
+    every open page watching a conversation with it is told, once the change commits."""
+    revocation.model_changed(model.pk)

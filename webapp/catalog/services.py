@@ -30,7 +30,7 @@ MODEL_FIELDS = (
     "is_active",
     "position",
 )
-ENDPOINT_FIELDS = ("url", "api_key")
+ENDPOINT_FIELDS = ("url", "api_key", "max_concurrent")
 # A change to one of these changes who may use the model.
 ACCESS_FIELDS = ("access_policy", "is_active", "gate_id")
 
@@ -100,12 +100,22 @@ def catalog_load(
         return loaded, [_plan_save(plan) for plan in plans]
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    """An endpoint as the file gives it; None keeps what is saved (a key set in the admin)."""
+
+    url: str
+    api_key: str | None
+    max_concurrent: int | None
+    sets_capacity: bool  # the file names max_concurrent (blank or null: TGI's figure)
+
+
 @dataclass
 class _Plan:
-    """A validated model, not saved yet, and its endpoints as (url, api key or None to keep)."""
+    """A validated model, not saved yet, and its endpoints."""
 
     model: LanguageModel
-    endpoints: list[tuple[str, str | None]]
+    endpoints: list[_Endpoint]
     access_changed: bool = False
 
 
@@ -169,10 +179,10 @@ def _gate(value: Any, gates: Mapping[str, Gate]) -> tuple[Gate | None, str]:
     return gate, "" if gate else f"no gate {value!r} in the file or the database."
 
 
-def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[str]]:
+def _endpoints(slug: str, raw: Any) -> tuple[list[_Endpoint], list[str]]:
     if not isinstance(raw, list) or not raw:
         return [], [f"{slug}: endpoints: must be a non-empty list."]
-    endpoints: list[tuple[str, str | None]] = []
+    endpoints: list[_Endpoint] = []
     errors = []
     for index, item in enumerate(raw):
         where = f"{slug}: endpoints[{index}]"
@@ -182,13 +192,23 @@ def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[
             continue
         if unknown := set(fields) - set(ENDPOINT_FIELDS):
             errors.append(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}.")
-        values = {k: "" if v is None else str(v) for k, v in fields.items() if k in ENDPOINT_FIELDS}
-        endpoint = ModelEndpoint(**values)
+        values = {k: "" if v is None else v for k, v in fields.items() if k in ENDPOINT_FIELDS}
+        values = {k: v if k == "max_concurrent" else str(v) for k, v in values.items()}
+        endpoint = ModelEndpoint(
+            **{**values, "max_concurrent": values.get("max_concurrent") or None}
+        )
         problems = field_errors(endpoint, exclude=["model"])
-        if endpoint.url in (url for url, _ in endpoints):
+        if endpoint.url in (known.url for known in endpoints):
             problems.append(("url", f"{endpoint.url!r} is listed twice."))
         errors += [f"{where}.{field}: {message}" for field, message in problems]
-        endpoints.append((endpoint.url, endpoint.api_key if "api_key" in values else None))
+        endpoints.append(
+            _Endpoint(
+                url=endpoint.url,
+                api_key=endpoint.api_key if "api_key" in values else None,
+                max_concurrent=endpoint.max_concurrent if not problems else None,
+                sets_capacity="max_concurrent" in values,
+            )
+        )
     return endpoints, errors
 
 
@@ -196,11 +216,15 @@ def _plan_save(plan: _Plan) -> tuple[LanguageModel, bool]:
     model, created = plan.model, plan.model._state.adding
     model.save()
     kept = []
-    for url, api_key in plan.endpoints:
+    for endpoint in plan.endpoints:
         defaults: dict[str, Any] = {"is_active": True}
-        if api_key is not None:
-            defaults["api_key"] = api_key
-        row, _ = ModelEndpoint.objects.update_or_create(model=model, url=url, defaults=defaults)
+        if endpoint.sets_capacity:
+            defaults["max_concurrent"] = endpoint.max_concurrent
+        if endpoint.api_key is not None:
+            defaults["api_key"] = endpoint.api_key
+        row, _ = ModelEndpoint.objects.update_or_create(
+            model=model, url=endpoint.url, defaults=defaults
+        )
         kept.append(row.pk)
     model.endpoints.exclude(pk__in=kept).update(is_active=False)
     if plan.access_changed:

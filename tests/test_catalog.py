@@ -98,6 +98,10 @@ def test_the_file_sets_an_endpoints_capacity_and_a_file_without_it_keeps_the_adm
         (("top_p: 0.95", "top_p: 1.0"), "top_p must be greater than 0 and less than 1"),
         (("access_policy: public", "access_policy: everyone"), "access_policy: must be one of"),
         (("endpoints: [http://vllm:8000/v1]", "endpoints: [ftp://x]"), r"endpoints\[0\]\.url: "),
+        (
+            ("endpoints: [http://vllm:8000/v1]", "endpoints: [http://me:pw@vllm:8000/v1]"),
+            r"endpoints\[0\]\.url: Leave credentials out of the URL",
+        ),
         (("slug: vicuna", "slug: Vicuna 13B"), "use lowercase letters"),
         (("models:", "modelz:"), "list of models"),
     ],

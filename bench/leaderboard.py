@@ -95,6 +95,15 @@ def bench_fit(args: argparse.Namespace) -> None:
         return bt.outcomes_count(size=args.models, a=a, b=b, outcome=outcome)
 
     counted = count()
+    rng = np.random.default_rng(1)
+
+    def resampling_battles() -> None:
+        """The bootstrap done battle by battle, for comparison: draw indices, recount, fit."""
+        for _ in range(args.rounds):
+            pick = rng.integers(0, args.votes, args.votes)
+            again = bt.outcomes_count(size=args.models, a=a[pick], b=b[pick], outcome=outcome[pick])
+            bt.ratings_fit(again.scores)
+
     print(f"the fit alone: {args.votes:,} votes, {args.models} models (numpy)")
     _print(
         [
@@ -103,6 +112,10 @@ def bench_fit(args: argparse.Namespace) -> None:
             (
                 f"one fit + {args.rounds} bootstrap rounds (the tables too)",
                 _timed(lambda: bt.ratings_compute(counted, rounds=args.rounds), args.runs),
+            ),
+            (
+                f"for comparison: {args.rounds} rounds resampling single battles",
+                _timed(resampling_battles, 1),
             ),
         ]
     )

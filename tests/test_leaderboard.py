@@ -213,7 +213,8 @@ def test_members_may_neither_recompute_nor_export(client, member, pair):
     assert not Leaderboard.objects.exists()
     assert 'id="recompute"' not in client.get("/leaderboard/").content.decode()
     client.logout()
-    assert client.post("/leaderboard/recompute").status_code == 302
+    signin = client.post("/leaderboard/recompute")
+    assert signin.status_code == 302 and signin["Location"].endswith("?next=/leaderboard/")
     assert client.get("/leaderboard/battles.jsonl")["Location"].startswith("/accounts/login/")
     assert client.get("/leaderboard/recompute").status_code == 405
 
@@ -333,7 +334,12 @@ def test_the_periodic_job_is_scheduled_and_saves_only_when_votes_changed(pair, s
     assert compute_leaderboard() is None  # nothing new: no new row
     vote(*pair, Winner.MODEL_B)
     assert compute_leaderboard() == 2
-    assert Leaderboard.objects.count() == 2
+    alpha = pair[0]
+    alpha.display_name = "Alpha 2"
+    alpha.save()
+    assert compute_leaderboard() == 2  # a renamed model: a board with its new name
+    assert leaderboard_latest().ratings[0]["name"] in ("Alpha 2", "Beta")
+    assert Leaderboard.objects.count() == 3
     assert leaderboard_latest().trigger == "schedule"
 
 

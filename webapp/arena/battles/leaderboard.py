@@ -64,8 +64,15 @@ def _grouped() -> list[tuple[Any, Any, str, int]]:
     return sorted(rows, key=lambda row: (str(row[0]), str(row[1]), row[2]))
 
 
-def _digest(rows: list[tuple[Any, Any, str, int]]) -> str:
-    text = json.dumps([[str(a), str(b), w, n] for a, b, w, n in rows])
+def _digest(rows: list[tuple[Any, Any, str, int]], models: list[LanguageModel], rounds: int) -> str:
+    """Fingerprint what a board is made of: the grouped votes, the names shown, the rounds."""
+    text = json.dumps(
+        [
+            [[str(a), str(b), w, n] for a, b, w, n in rows],
+            [[m.slug, m.display_name] for m in models],
+            rounds,
+        ]
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -80,12 +87,13 @@ def leaderboard_compute(
     started = time.perf_counter()
     rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
     rows = _grouped()
-    digest = _digest(rows)
+    ids = sorted({row[0] for row in rows} | {row[1] for row in rows}, key=str)
+    models = LanguageModel.objects.in_bulk(ids)
+    digest = _digest(rows, [models[i] for i in ids], rounds)
     if only_if_changed:
         latest = leaderboard_latest()
         if latest is not None and latest.matrices.get("digest") == digest:
             return None
-    ids = sorted({row[0] for row in rows} | {row[1] for row in rows}, key=str)
     index = {model_id: i for i, model_id in enumerate(ids)}
     outcomes = bt.outcomes_count(
         size=len(ids),
@@ -95,7 +103,6 @@ def leaderboard_compute(
         count=np.array([row[3] for row in rows], dtype=np.int64),
     )
     result = bt.ratings_compute(outcomes, rounds=rounds)
-    models = LanguageModel.objects.in_bulk(ids)
     order = sorted(range(len(ids)), key=lambda i: -result.rating[i])
     return Leaderboard.objects.create(
         votes=sum(row[3] for row in rows),

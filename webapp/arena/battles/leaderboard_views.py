@@ -11,12 +11,15 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from .export import battle_lines
 from .leaderboard import Trigger, leaderboard_compute, leaderboard_for, leaderboard_latest
 from .leaderboard_charts import battle_count_heatmap, ratings_chart, win_fraction_heatmap
+
+LEADERBOARD = "leaderboard:leaderboard"
 
 
 def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -25,7 +28,9 @@ def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
+            # After signing in, come back to the page: a POST cannot be replayed.
+            back = request.get_full_path() if request.method == "GET" else reverse(LEADERBOARD)
+            return redirect_to_login(back)
         if not (request.user.is_active and request.user.is_staff):
             raise PermissionDenied("Only staff may do this.")
         return view(request, *args, **kwargs)
@@ -57,7 +62,7 @@ def recompute(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Recomputed from {board.votes} votes in {board.seconds:.2f} seconds."
     )
-    return redirect("leaderboard:leaderboard")
+    return redirect(LEADERBOARD)
 
 
 @require_GET

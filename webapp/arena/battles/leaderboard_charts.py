@@ -150,7 +150,9 @@ def _heatmap(
 ) -> Heatmap:
     count = len(names)
     size = max(14, min(44, 440 // max(count, 1)))
-    left, top = LABEL, 130
+    labels = [_short(name, 24) for name in names]
+    # Column labels slant up at 60 degrees: about 6 px a character, times sin 60.
+    left, top = LABEL, 24 + round(0.87 * 6 * max([len(label) for label in labels] + [4]))
     cells = []
     for i, row in enumerate(values):
         for j, value in enumerate(row):
@@ -169,7 +171,6 @@ def _heatmap(
                     title=title(names[i], names[j], value),
                 )
             )
-    labels = [_short(name, 24) for name in names]
     return Heatmap(
         width=left + count * size + 96,  # room for the last column's slanted label
         height=top + count * size + 8,

@@ -9,7 +9,8 @@ one fit, and one fit plus the bootstrap rounds. Then the whole recomputation as 
 periodic job and staff's button run it: the votes are made with bulk_create in
 PostgreSQL (default: $DATABASE_URL, else the database ``gatehouse_bench``, migrated
 first), ``leaderboard_compute`` reads them grouped by pair, fits and saves; with
-``--rounds`` rounds and with none. The leaderboard page is opened too. Times are medians
+``--rounds`` rounds and with none. The leaderboard page is opened and the votes exported
+too. Times are medians
 of ``--runs`` runs after one warm-up; the data is deleted at the end.
 """
 
@@ -133,7 +134,7 @@ def _make_votes(args: argparse.Namespace, tag: str) -> tuple[list, list]:  # typ
     ]
     users = [UserFactory(email=f"{tag}-{i}@example.org") for i in range(50)]
     a, b, outcome = _synthetic(args.votes, args.models)
-    winners = np.array(["model_a", "model_b", "tie"])[outcome]
+    winners = np.array(["model_a", "model_b", "tie"], dtype=object)[outcome]
     winners[(outcome == 2) & (np.arange(args.votes) % 3 == 0)] = "tie (bothbad)"
     now = timezone.now()
     Battle.objects.bulk_create(
@@ -158,6 +159,7 @@ def bench_recompute(args: argparse.Namespace) -> None:
     from django.test import Client
 
     from webapp.accounts.models import User
+    from webapp.arena.battles.export import battle_lines
     from webapp.arena.battles.leaderboard import Trigger, leaderboard_compute
     from webapp.arena.models import Battle, Leaderboard
     from webapp.catalog.models import LanguageModel
@@ -177,6 +179,9 @@ def bench_recompute(args: argparse.Namespace) -> None:
         def page() -> None:
             assert client.get("/leaderboard/").status_code == 200
 
+        def export() -> None:
+            assert sum(1 for _ in battle_lines()) == args.votes
+
         print(f"the whole recomputation (read, fit, save): {args.votes:,} votes")
         _print(
             [
@@ -192,6 +197,7 @@ def bench_recompute(args: argparse.Namespace) -> None:
                     ),
                 ),
                 (f"open /leaderboard/ ({args.models} models)", _timed(page, args.runs)),
+                (f"export the {args.votes:,} votes (JSON lines)", _timed(export, 1)),
             ]
         )
     finally:

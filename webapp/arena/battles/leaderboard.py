@@ -94,15 +94,7 @@ def leaderboard_compute(
         latest = leaderboard_latest()
         if latest is not None and latest.matrices.get("digest") == digest:
             return None
-    index = {model_id: i for i, model_id in enumerate(ids)}
-    outcomes = bt.outcomes_count(
-        size=len(ids),
-        a=np.array([index[row[0]] for row in rows], dtype=np.intp),
-        b=np.array([index[row[1]] for row in rows], dtype=np.intp),
-        outcome=np.array([OUTCOME[row[2]] for row in rows], dtype=np.intp),
-        count=np.array([row[3] for row in rows], dtype=np.int64),
-    )
-    result = bt.ratings_compute(outcomes, rounds=rounds)
+    result = bt.ratings_compute(_outcomes(rows, ids), rounds=rounds)
     order = sorted(range(len(ids)), key=lambda i: -result.rating[i])
     return Leaderboard.objects.create(
         votes=sum(row[3] for row in rows),
@@ -116,6 +108,17 @@ def leaderboard_compute(
             "digest": digest,
         },
         seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+def _outcomes(rows: list[tuple[Any, Any, str, int]], ids: list[Any]) -> bt.Outcomes:
+    index = {model_id: i for i, model_id in enumerate(ids)}
+    return bt.outcomes_count(
+        size=len(ids),
+        a=np.array([index[row[0]] for row in rows], dtype=np.intp),
+        b=np.array([index[row[1]] for row in rows], dtype=np.intp),
+        outcome=np.array([OUTCOME[row[2]] for row in rows], dtype=np.intp),
+        count=np.array([row[3] for row in rows], dtype=np.int64),
     )
 
 

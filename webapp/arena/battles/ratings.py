@@ -12,11 +12,11 @@ method on a models x models matrix, and a bootstrap round (battles drawn again w
 replacement, as many as there were) is one multinomial draw of those counts; all rounds are
 fitted at once as one stack of matrices.
 
-A tiny ridge term (``RIDGE``: a Gaussian prior on the natural-scale ratings, its precision
-that of a hundred-thousandth of a battle) keeps the ratings finite when a model won or lost
-every battle, where the exact maximum is at infinity (5 wins out of 5 put two models about
-2,000 points apart); elsewhere it moves a gap by a fraction 1e-5 / (battles behind it) of
-itself: a thousandth of a point for two models after four battles.
+A tiny ridge term (``RIDGE``: a Gaussian prior on the natural-scale ratings, as strong as
+a hundred-thousandth of a battle) keeps the ratings finite when a model won or lost every
+battle, where the exact maximum is at infinity (5 wins out of 5 put two models about 2,000
+points apart). Elsewhere it is negligible: after 4 votes between two models it moves
+their gap by a thousandth of a point, and less with every vote.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 BackendKind = Literal["tgi", "openai"]
 BACKEND_KINDS: tuple[BackendKind, ...] = ("tgi", "openai")
+# The backends with a raw-completion call (TGI's /generate_stream, /v1/completions).
+COMPLETION_BACKENDS: tuple[BackendKind, ...] = ("tgi", "openai")
 MAX_STOP_SEQUENCES = 4
 MAX_ALTERNATIVES = 5  # TGI's default max_top_n_tokens; OpenAI's completions allow logprobs <= 5
 MAX_GRAMMAR_CHARS = 16_384

@@ -1,6 +1,7 @@
 """The playground in a real browser: a completion streams from the scripted server, the
 token view colours each token and shows its alternatives on hover, stop closes the request,
-and an out-of-range value is refused before anything is sent."""
+an out-of-range value is refused before anything is sent, and a reload shows the tab's last
+completion again."""
 
 from __future__ import annotations
 
@@ -77,6 +78,11 @@ def test_a_completion_shows_the_token_view_with_alternatives_on_hover(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "playground.png", full_page=True)
 
+    page.reload()  # the tab's last completion comes back as saved, token view included
+    expect(page.locator("#output-text")).to_have_text("".join(TOKENS))
+    expect(page.locator("#run-state")).to_have_attribute("data-status", "done")
+    expect(page.locator("#token-view .token")).to_have_count(len(TOKENS))
+
 
 def test_stop_ends_the_completion_and_closes_the_request(
     page,  # noqa: F811
@@ -90,6 +96,9 @@ def test_stop_ends_the_completion_and_closes_the_request(
     page.fill("#prompt-input", "Count:")
     page.click("#run-button")
     expect(page.locator("#output-text")).to_contain_text("tok2")
+    page.reload()  # mid-stream: the page follows it on from its token log
+    expect(page.locator("#output-text")).to_contain_text(" tok0 tok1 tok2")
+    expect(page.locator("#output-text")).to_contain_text("tok6")
     page.click("#stop-button")
     expect(page.locator("#run-state")).to_have_attribute("data-status", "stopped")
     assert inference.wait_for_disconnect(timeout=3)["path"] == "/v1/completions"

@@ -130,6 +130,7 @@ async function run(event) {
 }
 
 function begin(id, body, withDetails) {
+  remember(id);
   current = { id, status: "queued", position: null };
   streams.track(id);
   outputPrompt.textContent = body.prompt;
@@ -147,6 +148,44 @@ function render({ stats = null, error = null } = {}) {
   stopButton.hidden = !running;
   stopButton.disabled = false;
   if (current.status === "streaming") runState.querySelector(".status-badge").textContent = "Streaming";
+}
+
+// ---- the last completion, found again after a reload -------------------------
+
+const LAST_KEY = `playground:last:${config.model}`;
+
+function remember(id) {
+  try {
+    sessionStorage.setItem(LAST_KEY, id);
+  } catch {
+    // Storage refused (private mode): a reload starts afresh.
+  }
+}
+
+function detailsUrl(id) {
+  return config.generationsPath.replace(/0{8}-0{4}-0{4}-0{4}-0{12}/, id);
+}
+
+/** Show this tab's last completion again: as saved once it ended, else streaming on. */
+async function restore() {
+  let id = null;
+  try {
+    id = sessionStorage.getItem(LAST_KEY);
+  } catch {
+    return;
+  }
+  if (!id || current) return;
+  const response = await fetch(detailsUrl(id), { credentials: "same-origin" });
+  if (!response.ok || current) return;
+  const saved = await response.json();
+  begin(saved.id, { prompt: saved.input.prompt }, detailsAsked(saved.params));
+  if (FINAL.has(saved.status)) {
+    streams.finish(saved.id);
+    outputText.textContent = saved.text;
+    tokens.add(saved.tokens);
+    current.status = saved.status;
+    render({ stats: saved.stats, error: saved.error });
+  }
 }
 
 // ---- the socket ---------------------------------------------------------------
@@ -186,7 +225,7 @@ const HANDLERS = {
     outputText.textContent = saved.text || "";
     current.status = saved.status;
     render({ stats: saved.stats, error: saved.error });
-    const response = await fetch(config.generationsPath.replace(/0{8}-0{4}-0{4}-0{4}-0{12}/, saved.id));
+    const response = await fetch(detailsUrl(saved.id), { credentials: "same-origin" });
     if (response.ok) {
       tokens.reset();
       tokens.add((await response.json()).tokens);
@@ -204,6 +243,7 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${confi
   close: () => {},
 });
 socket.open();
+restore();
 
 // ---- the rest of the page -----------------------------------------------------
 

@@ -13,13 +13,12 @@ from django.db import IntegrityError, transaction
 from inference.backends import BackendError, ChatMessage, Endpoint, Timeouts, backend_for
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import access_refusal
-from webapp.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
+from webapp.core.errors import ApplicationError, NotFound, ValidationFailed
 from webapp.generations.models import Generation, Origin
 from webapp.generations.services import generation_create
 
 from .models import PlaygroundPreset
-from .selectors import ACTION, playground_models, preset_get
+from .selectors import playground_models, preset_get
 
 PRESET_NAME_LENGTH = 80
 MAX_TEMPLATE_MESSAGES = 100
@@ -101,10 +100,7 @@ def preset_delete(*, user: Any, preset_id: Any) -> None:
 def chat_template_render(*, user: Any, slug: Any, messages: Any) -> str:
     """Return the prompt ``messages`` make in the model's chat template, as its server
     renders it (TGI's ``/chat_tokenize``)."""
-    model = playground_model(user=user, slug=slug)
-    refusal = access_refusal(user=user, model_or_gate=model, action=ACTION)
-    if refusal is not None:
-        raise PermissionDenied(refusal)
+    model = playground_model(user=user, slug=slug)  # the access rule decided what it offers
     checked = _messages(messages)
     endpoint = model.endpoints.filter(is_active=True).order_by("-healthy", "created_at").first()
     if endpoint is None:

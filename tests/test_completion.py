@@ -10,8 +10,10 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from django.db import transaction
 
-from inference.backends import Endpoint, Timeouts, Token, backend_for
-from inference.params import params_parse
+from inference.backends import BackendError, Endpoint, Timeouts, Token, backend_for
+from inference.params import SamplingParams, params_parse
+from tests.services import free_port
+from tests.test_backend_errors import FAULTS
 from tests.test_chat_stream import wait_for_final
 from tests.ws import chunk_text, connect, seqs
 from webapp.core.errors import ValidationFailed
@@ -238,3 +240,23 @@ async def test_the_scripted_tgi_server_gives_top_tokens_to_the_text_generation_c
     content = [e for e in events if not e.token.special]
     assert [e.token.logprob for e in content] == LOGPROBS
     assert all(len(e.top_tokens) == 3 for e in content)
+
+
+@pytest.mark.parametrize("backend", ["tgi", "openai"])
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+async def test_a_completion_meets_a_fault_with_the_same_code_and_words_as_a_chat_reply(
+    inference, fault, backend
+):
+    url = inference.url if fault.script is not None else f"http://127.0.0.1:{free_port()}"
+    if fault.script is not None:
+        inference.push(fault.script)
+    client = backend_for(Endpoint(kind=backend, url=url), timeouts=Timeouts(2.0, 20.0))
+    text = []
+    with pytest.raises(BackendError) as raised:
+        async for event in client.complete(PROMPT, SamplingParams(max_new_tokens=64)):
+            if isinstance(event, Token):
+                text.append(event.text)
+    assert raised.value.code == fault.code
+    for words in fault.says:
+        assert words.lower() in raised.value.detail.lower()
+    assert "".join(text) == fault.streamed

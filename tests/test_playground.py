@@ -81,6 +81,7 @@ def test_a_completion_starts_with_the_parameters_as_sent(client, member, tgi_mod
         "details": True,
     }
     assert answer.json()["params"] == generation.params
+    assert generation.channel_group == f"playground.{member.pk}"  # one group for every run
 
 
 @pytest.mark.parametrize(
@@ -209,3 +210,26 @@ def test_the_chat_template_is_refused_clearly_where_the_server_cannot_render_it(
     assert answer.status_code == 400 and "only a TGI server" in answer.json()["error"]["detail"]
     bad = post(client, "chat-template", {"model": "scripted-tgi", "messages": [{"role": "robot"}]})
     assert bad.status_code == 400 and "Message 1 must be" in bad.json()["error"]["detail"]
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+async def test_many_runs_from_one_page_stay_within_what_a_socket_may_follow(
+    worker, inference, openai_model
+):
+    from channels.db import database_sync_to_async as sync_to_async
+
+    from tests.ws import connect
+    from webapp.playground.services import playground_complete
+
+    user = await sync_to_async(UserFactory)(is_staff=True)  # staff: no per-minute limit
+    socket = await connect(user)
+    inference.set_default({"tokens": ["ok"], "rate": 0})
+    for _ in range(66):  # past the 64 groups one socket may follow
+        generation = await sync_to_async(playground_complete)(
+            user=user, slug="scripted-openai", prompt="Go", params={}
+        )
+        await socket.send({"type": "subscribe", "generation": str(generation.pk)})
+        frames = await socket.receive_until("done", generation=str(generation.pk))
+        assert all(f["type"] != "error" for f in frames), frames
+    await socket.close()

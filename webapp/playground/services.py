@@ -34,6 +34,12 @@ def playground_model(*, user: Any, slug: Any) -> LanguageModel:
     raise NotFound("There is no such model in the playground, or you may not use it.")
 
 
+def playground_group(user_id: Any) -> str:
+    """Return the group a user's playground completions are announced on: one for all of
+    them, so a page that runs many follows one group (a socket follows at most 64)."""
+    return f"playground.{user_id}"
+
+
 def playground_complete(*, user: Any, slug: Any, prompt: Any, params: Any) -> Generation:
     """Start a raw completion of ``prompt``: the model's defaults under ``params``."""
     model = playground_model(user=user, slug=slug)
@@ -46,6 +52,7 @@ def playground_complete(*, user: Any, slug: Any, prompt: Any, params: Any) -> Ge
             origin=Origin.PLAYGROUND,
             prompt=prompt,
             params=_mapping(params),
+            group=playground_group(user.pk),
         )
 
 

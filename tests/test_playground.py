@@ -104,12 +104,21 @@ def test_a_bad_value_gets_a_clear_error_and_nothing_is_saved(
     assert not Generation.objects.exists()
 
 
-def test_a_model_the_user_may_not_use_is_not_found(client, member, unqueued):
+def test_a_model_the_user_may_not_use_is_refused_with_the_reason_and_audited(
+    client, member, unqueued
+):
+    from webapp.access.models import AuditEntry
+
     gated = LanguageModelFactory(slug="gated-one", access_policy="gated", gate=gate_factory())
     ModelEndpointFactory(model=gated)
     answer = post(client, "complete", {"model": "gated-one", "prompt": "Hi", "params": {}})
-    assert answer.status_code == 404
+    assert answer.status_code == 403
+    assert "request access" in answer.json()["error"]["detail"]
     assert not Generation.objects.exists()
+    entry = AuditEntry.objects.get(action="chat.refused")
+    assert (entry.target, entry.actor) == ("gated-one", member)
+    missing = post(client, "complete", {"model": "no-such-model", "prompt": "Hi", "params": {}})
+    assert missing.status_code == 404
 
 
 def test_every_post_needs_the_csrf_token(tgi_model, unqueued):

@@ -13,12 +13,14 @@ from django.db import IntegrityError, transaction
 from inference.backends import BackendError, ChatMessage, Endpoint, Timeouts, backend_for
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
+from webapp.catalog.policy import AccessRefused, access_refusal
+from webapp.catalog.selectors import model_get
 from webapp.core.errors import ApplicationError, NotFound, ValidationFailed
 from webapp.generations.models import Generation, Origin
 from webapp.generations.services import generation_create
 
 from .models import PlaygroundPreset
-from .selectors import playground_models, preset_get
+from .selectors import ACTION, playground_models, preset_get
 
 PRESET_NAME_LENGTH = 80
 MAX_TEMPLATE_MESSAGES = 100
@@ -27,11 +29,16 @@ RENDER_TIMEOUT = 30.0
 
 
 def playground_model(*, user: Any, slug: Any) -> LanguageModel:
-    """Return the model ``slug`` if the playground offers it to ``user``."""
+    """Return the model ``slug`` if the playground offers it to ``user``; raise
+    AccessRefused (with the rule's reason) for a model the rule refuses them."""
     for model in playground_models(user=user):
         if model.slug == slug:
             return model
-    raise NotFound("There is no such model in the playground, or you may not use it.")
+    found = model_get(slug=slug) if isinstance(slug, str) else None
+    refusal = found and access_refusal(user=user, model_or_gate=found, action=ACTION)
+    if found is not None and refusal:
+        raise AccessRefused(refusal, model=found, action=ACTION)
+    raise NotFound("There is no such model in the playground.")
 
 
 def playground_group(user_id: Any) -> str:

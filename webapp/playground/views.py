@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.access.services.audit import Caller, audit_refused_use
+from webapp.catalog.policy import AccessRefused
 from webapp.core.errors import ApplicationError, NotFound, PermissionDenied, ValidationFailed
 from webapp.generations.limits import LimitReached
 
@@ -42,6 +44,8 @@ def _json_call(view: Any) -> Any:
             data = _body(request)
             return JsonResponse(view(request, data, *args))
         except ApplicationError as exc:
+            if isinstance(exc, AccessRefused):  # an attempt the rule refused is audited
+                audit_refused_use(user=request.user, refused=exc, caller=Caller.of(request))
             return JsonResponse({"error": _error(exc, data)}, status=_status(exc))
 
     call.__name__ = view.__name__

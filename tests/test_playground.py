@@ -135,7 +135,7 @@ def test_every_post_needs_the_csrf_token(tgi_model, unqueued):
 
 
 def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_generation(
-    client, member, tgi_model
+    client, member, tgi_model, inference
 ):
     params = {"temperature": 0.5, "top_n_tokens": 3, "typical_p": 0.9, "stop": ["\n\n"]}
     answer = post(client, "code", {"model": "scripted-tgi", "prompt": "It's", "params": params})
@@ -148,7 +148,7 @@ def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_gener
     assert code["left_out"] == ["top_n_tokens", "typical_p"]  # TGI's own: /v1 does not take them
     for snippet in (code["openai"], code["backend"]):
         compile(snippet, "snippet", "exec")  # valid Python as shown
-    assert "http://tgi-server:8080" in code["backend"]  # endpoints are not shown to members
+    assert f"Client({inference.url!r}" in code["backend"]  # as the reply's details show it
     assert (
         post(
             client, "code", {"model": "scripted-tgi", "prompt": "x", "params": {"top_p": 1}}
@@ -158,14 +158,14 @@ def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_gener
 
 
 def test_view_code_for_an_openai_compatible_model_calls_its_server_with_the_sdk(
-    client, member, openai_model
+    client, member, openai_model, inference
 ):
     params = {"logprobs": 2, "presence_penalty": 0.5}
     code = post(
         client, "code", {"model": "scripted-openai", "prompt": "Hi", "params": params}
     ).json()
     assert "logprobs=2" in code["openai"] and "presence_penalty=0.5" in code["openai"]
-    assert "base_url='http://model-server:8000/v1'" in code["backend"]
+    assert f"base_url='{inference.url}/v1'" in code["backend"]
     assert code["left_out"] == []
 
 

@@ -111,7 +111,7 @@ def code(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
         prompt=prompt,
         params=params,
         api_base=request.build_absolute_uri("/v1"),
-        backend_url=_backend_url(request, model),
+        backend_url=_backend_url(model),
     )
     return {
         "curl": snippets.curl,
@@ -122,10 +122,10 @@ def code(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _backend_url(request: HttpRequest, model: Any) -> str:
-    """The model's server for staff; a placeholder for others (endpoints are not public)."""
-    endpoint = model.endpoints.filter(is_active=True).first()
-    if request.user.is_staff and endpoint is not None:
+def _backend_url(model: Any) -> str:
+    """The model's server, as every reply's details show it (its URL holds no credentials)."""
+    endpoint = model.endpoints.filter(is_active=True).order_by("-healthy", "created_at").first()
+    if endpoint is not None:
         return endpoint.url
     return "http://tgi-server:8080" if model.backend == "tgi" else "http://model-server:8000"
 

@@ -148,7 +148,12 @@ def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_gener
     assert code["left_out"] == ["top_n_tokens", "typical_p"]  # TGI's own: /v1 does not take them
     for snippet in (code["openai"], code["backend"]):
         compile(snippet, "snippet", "exec")  # valid Python as shown
-    assert f"Client({inference.url!r}" in code["backend"]  # as the reply's details show it
+    assert f"Client({inference.url!r}, timeout=600)" in code["backend"]  # as details show it
+
+    tgi_model.endpoints.update(api_key="s3cret")
+    keyed = post(client, "code", {"model": "scripted-tgi", "prompt": "x", "params": {}}).json()
+    assert "Bearer <server API key>" in keyed["backend"] and "s3cret" not in str(keyed)
+    compile(keyed["backend"], "snippet", "exec")
     assert (
         post(
             client, "code", {"model": "scripted-tgi", "prompt": "x", "params": {"top_p": 1}}

@@ -15,7 +15,8 @@ from typing import Any
 from inference.params import params_parse, params_to_openai, params_to_tgi
 from webapp.catalog.models import LanguageModel
 
-TOKEN_PLACEHOLDER = "gh_..."  # noqa: S105 (a placeholder) for a personal token from the account's Tokens page
+TOKEN_PLACEHOLDER = "gh_..."  # noqa: S105 (a placeholder for a personal token)
+SERVER_KEY_PLACEHOLDER = "<server API key>"  # shown, never the key itself
 # What /v1/completions takes, by Gatehouse's name -> OpenAI's name.
 API_FIELDS = {
     "max_new_tokens": "max_tokens",
@@ -52,7 +53,13 @@ class Snippets:
 
 
 def code_snippets(
-    *, model: LanguageModel, prompt: str, params: dict[str, Any], api_base: str, backend_url: str
+    *,
+    model: LanguageModel,
+    prompt: str,
+    params: dict[str, Any],
+    api_base: str,
+    backend_url: str,
+    backend_keyed: bool = False,
 ) -> Snippets:
     """Return the request of ``prompt`` with the checked ``params`` in three forms."""
     body = {"model": model.slug, "prompt": prompt}
@@ -63,11 +70,16 @@ def code_snippets(
     parsed = params_parse(params, backend=model.backend, completion=True)  # type: ignore[arg-type]
     if model.backend == "tgi":
         return Snippets(
-            curl, openai, _tgi(backend_url, prompt, parsed), "text-generation", left_out
+            curl,
+            openai,
+            _tgi(backend_url, prompt, parsed, keyed=backend_keyed),
+            "text-generation",
+            left_out,
         )
     direct = params_to_openai(parsed, completion=True)
     name = model.backend_model or "default"
-    backend = _openai(backend_url.rstrip("/") + "/v1", name, prompt, direct, key="EMPTY")
+    key = SERVER_KEY_PLACEHOLDER if backend_keyed else "EMPTY"
+    backend = _openai(backend_url.rstrip("/") + "/v1", name, prompt, direct, key=key)
     return Snippets(curl, openai, backend, "openai, against the server itself", left_out)
 
 
@@ -100,7 +112,7 @@ def _openai(base: str, model: str, prompt: str, fields: dict[str, Any], key: str
     )
 
 
-def _tgi(url: str, prompt: str, params: Any) -> str:
+def _tgi(url: str, prompt: str, params: Any, *, keyed: bool) -> str:
     kwargs = params_to_tgi(params)
     caveat = []
     if kwargs.get("frequency_penalty", 1) <= 0:
@@ -113,7 +125,7 @@ def _tgi(url: str, prompt: str, params: Any) -> str:
             *caveat,
             "from text_generation import Client",
             "",
-            f"client = Client({url!r}, timeout=600)",
+            f"client = Client({url!r}, {_headers(keyed)}timeout=600)",
             "for response in client.generate_stream(",
             f"    {prompt!r},",
             *(f"    {keyword}," for keyword in _keywords(kwargs)),
@@ -122,6 +134,12 @@ def _tgi(url: str, prompt: str, params: Any) -> str:
             '        print(response.token.text, end="", flush=True)',
         ]
     )
+
+
+def _headers(keyed: bool) -> str:
+    if not keyed:
+        return ""
+    return f"headers={ {'Authorization': f'Bearer {SERVER_KEY_PLACEHOLDER}'}!r}, "
 
 
 def _keywords(values: dict[str, Any]) -> list[str]:

@@ -106,12 +106,14 @@ def code(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
     prompt = data.get("prompt")
     if not isinstance(prompt, str):
         raise ValidationFailed("The prompt must be text.")
+    backend_url, keyed = _backend(model)
     snippets = code_snippets(
         model=model,
         prompt=prompt,
         params=params,
         api_base=request.build_absolute_uri("/v1"),
-        backend_url=_backend_url(model),
+        backend_url=backend_url,
+        backend_keyed=keyed,
     )
     return {
         "curl": snippets.curl,
@@ -122,12 +124,15 @@ def code(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _backend_url(model: Any) -> str:
-    """The model's server, as every reply's details show it (its URL holds no credentials)."""
+def _backend(model: Any) -> tuple[str, bool]:
+    """The model's server, as every reply's details show it (its URL holds no credentials),
+    and whether it wants an API key (never shown)."""
     endpoint = model.endpoints.filter(is_active=True).order_by("-healthy", "created_at").first()
     if endpoint is not None:
-        return endpoint.url
-    return "http://tgi-server:8080" if model.backend == "tgi" else "http://model-server:8000"
+        return endpoint.url, bool(endpoint.api_key)
+    return (
+        "http://tgi-server:8080" if model.backend == "tgi" else "http://model-server:8000"
+    ), False
 
 
 @_json_call

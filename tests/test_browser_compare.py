@@ -50,12 +50,15 @@ def test_three_models_stream_side_by_side_then_a_second_turn_then_continue_with_
     columns = page.locator(".compare-column")
     expect(columns).to_have_count(3)
     page.wait_for_function(ALL_STREAMING)  # the three replies stream at the same time
-    page.screenshot(path=str(SCREENSHOTS / "compare.png"))
+    page.reload()  # reopened mid-stream, every column resumes where it is
+    page.wait_for_function(ALL_STREAMING)
     for index in range(3):
         reply = columns.nth(index).locator(".message[data-role=assistant]").last
         expect(reply).to_have_attribute("data-status", "done", timeout=20_000)
+        # Exactly once: nothing lost or repeated across the reload.
         expect(reply.locator(".message-content")).to_have_text("".join(TOKENS).strip())
         expect(reply.locator(".message-stats")).to_contain_text("tokens")
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"))
     # The prompt is shown as text, not as markup.
     expect(columns.first.locator(".message[data-role=user]")).to_have_text("Count the <b>words</b>")
 

@@ -361,3 +361,21 @@ def test_compare_sessions_are_listed_in_the_sidebar_beside_conversations(
     assert f'href="/compare/{session.pk}/"' in page
     assert "Side by side" in page
     assert str(other.pk) not in page
+
+
+async def test_someone_elses_column_cannot_be_watched_or_stopped_over_the_socket(
+    user, slugs, unqueued
+):
+    from channels.db import database_sync_to_async as sync_to_async
+
+    from tests.ws import connect
+
+    session = await sync_to_async(compare_start)(user=user, model_slugs=slugs[:2], content="Mine")
+    column = await sync_to_async(lambda: str(replies_of(session, 0)[0].pk))()
+    stranger = await connect(await sync_to_async(UserFactory)())
+    await stranger.send({"type": "subscribe", "generation": column})
+    assert (await stranger.receive())["code"] == "not_found"
+    await stranger.send({"type": "stop", "generation": column})
+    assert (await stranger.receive())["code"] == "not_found"
+    assert (await Generation.objects.aget(pk=column)).status == Status.QUEUED
+    await stranger.close()

@@ -3,6 +3,7 @@ history; bad input saves nothing; a row counts as one request; a column continue
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -379,3 +380,50 @@ async def test_someone_elses_column_cannot_be_watched_or_stopped_over_the_socket
     assert (await stranger.receive())["code"] == "not_found"
     assert (await Generation.objects.aget(pk=column)).status == Status.QUEUED
     await stranger.close()
+
+
+def test_two_rows_of_the_same_models_in_opposite_orders_both_start(slugs, unqueued, monkeypatch):
+    """Each generation locks its model's row until the commit; the rows take the locks
+    in the same order whatever the columns' order, so neither waits on the other forever."""
+    import threading
+
+    from django.db import connection
+
+    from inference.tasks import generate
+    from webapp.generations import services as generation_services
+    from webapp.generations.queue import queue_place as placed
+
+    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # no worker here
+    barrier = threading.Barrier(2, timeout=1.0)
+    local = threading.local()
+
+    def place_then_meet(**kwargs):
+        found = placed(**kwargs)
+        if not getattr(local, "met", False):  # both rows hold their first lock here
+            local.met = True
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+        return found
+
+    monkeypatch.setattr(generation_services, "queue_place", place_then_meet)
+    users = [UserFactory(), UserFactory()]
+    errors: list[Exception] = []
+
+    def start(user, order):
+        try:
+            compare_start(user=user, model_slugs=order, content="Race")
+        except Exception as exc:  # the test reports it
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=start, args=(users[0], slugs[:2])),
+        threading.Thread(target=start, args=(users[1], slugs[1::-1])),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert CompareSession.objects.count() == 2

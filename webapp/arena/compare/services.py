@@ -126,7 +126,9 @@ def _row(
     turn = CompareTurn.objects.create(session=session, index=len(turns), content=text)
     running = running_count(user=user)  # the row is one request: counted once, for all
     replies = []
-    for column in columns:
+    # Creating a generation locks its model's row until the commit (the fair queue):
+    # always in the same order, so two rows of the same models never deadlock.
+    for column in sorted(columns, key=lambda c: str(c.language_model_id)):
         messages = [*_history(turns, column, for_input=True), {"role": "user", "content": text}]
         generation = generation_create(
             user=user,
@@ -138,6 +140,7 @@ def _row(
             running=running,
         )
         replies.append(CompareReply(turn=turn, column=column, generation=generation))
+    replies.sort(key=lambda r: r.column.index)
     CompareReply.objects.bulk_create(replies)
     return Row(turn=turn, replies=replies)
 

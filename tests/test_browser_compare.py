@@ -62,7 +62,7 @@ def test_three_models_stream_side_by_side_then_a_second_turn_then_continue_with_
     # The prompt is shown as text, not as markup.
     expect(columns.first.locator(".message[data-role=user]")).to_have_text("Count the <b>words</b>")
 
-    inference.set_default({"tokens": [" again"], "rate": 20})
+    inference.set_default({"tokens": [" again", " <img src=x onerror=alert(1)>"], "rate": 20})
     page.fill("#composer-input", "Once more")
     page.press("#composer-input", "Enter")
     for index in range(3):
@@ -70,7 +70,9 @@ def test_three_models_stream_side_by_side_then_a_second_turn_then_continue_with_
         expect(column.locator(".message[data-role=user]")).to_have_count(2)
         reply = column.locator(".message[data-role=assistant]").last
         expect(reply).to_have_attribute("data-status", "done", timeout=20_000)
-        expect(reply.locator(".message-content")).to_have_text("again")
+        # Model output is escaped as on the chat page: the markup shows as text.
+        expect(reply.locator(".message-content")).to_have_text("again <img src=x onerror=alert(1)>")
+        expect(reply.locator(".message-content img")).to_have_count(0)
 
     # The session is listed with the conversations and reopens as it was.
     session = CompareSession.objects.get()
@@ -85,5 +87,6 @@ def test_three_models_stream_side_by_side_then_a_second_turn_then_continue_with_
     assert conversation.model.display_name == chosen
     messages = page.locator("#messages .message .message-content")
     expect(messages).to_have_count(4)
-    expect(messages.nth(3)).to_have_text("again")
+    expect(messages.nth(3)).to_have_text("again <img src=x onerror=alert(1)>")
+    expect(page.locator("#messages img")).to_have_count(0)
     expect(page.locator("#chat-model")).to_have_text(conversation.model.display_name)

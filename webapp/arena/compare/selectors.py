@@ -67,7 +67,7 @@ def compare_serialize(session: CompareSession, *, user: Any) -> dict[str, Any]:
 
 def _turn(turn: CompareTurn, columns: list[CompareColumn]) -> dict[str, Any]:
     by_column = {r.column_id: r for r in turn.replies.all()}
-    replies = []
+    replies: list[dict[str, Any] | None] = []
     for column in columns:
         reply = by_column.get(column.pk)
         if reply is None:

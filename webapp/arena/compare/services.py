@@ -129,12 +129,15 @@ def _row(
     # Creating a generation locks its model's row until the commit (the fair queue):
     # always in the same order, so two rows of the same models never deadlock.
     for column in sorted(columns, key=lambda c: str(c.language_model_id)):
-        messages = [*_history(turns, column, for_input=True), {"role": "user", "content": text}]
+        messages: list[ChatMessage] = [
+            *_history(turns, column, for_input=True),
+            {"role": "user", "content": text},
+        ]
         generation = generation_create(
             user=user,
             model=column.language_model,
             origin=Origin.COMPARE,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             params=session.params,
             group=session.group,
             running=running,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,7 @@ def conversation_from_history(
     user: Any,
     model: Any,
     title: str,
-    messages: list[dict[str, str]],
+    messages: Sequence[Mapping[str, Any]],
     params: dict[str, Any] | None = None,
 ) -> Conversation:
     """Create a conversation of ``user`` holding ``messages`` (one branch, oldest first),

@@ -427,3 +427,31 @@ def test_two_rows_of_the_same_models_in_opposite_orders_both_start(slugs, unqueu
         thread.join(timeout=30)
     assert errors == []
     assert CompareSession.objects.count() == 2
+
+
+def test_a_column_whose_model_closed_before_a_worker_took_it_is_refused_alone(user, models, admit):
+    from webapp.generations.services import GenerationRefused, generation_claim
+
+    session = compare_start(user=user, model_slugs=["alpha", "beta"], content="Hi")
+    alpha, beta = replies_of(session, 0)
+    models[1].access_policy = "private"
+    models[1].save()
+    admit(models[0])
+    admit(models[1])
+
+    assert generation_claim(generation_id=str(alpha.pk)) is not None
+    with pytest.raises(GenerationRefused) as refused:
+        generation_claim(generation_id=str(beta.pk))
+    assert refused.value.code == "forbidden"
+    assert refused.value.group == session.group
+
+
+def test_over_the_limit_a_turn_is_refused_with_429_and_saves_nothing(
+    client, member, slugs, unqueued, settings
+):
+    settings.GENERATION_LIMITS = {**settings.GENERATION_LIMITS, "CONCURRENT": 1}
+    compare_start(user=member, model_slugs=slugs, content="Three count as one")
+    response = client.post("/compare/new", {"model": slugs[:2], "content": "Another"})
+    assert response.status_code == 429
+    assert "replies running" in response.content.decode()
+    assert CompareSession.objects.count() == 1

@@ -10,3 +10,9 @@ from webapp.arena.battles.models import (  # noqa: F401
     VoterFlag,
     Winner,
 )
+from webapp.arena.compare.models import (  # noqa: F401
+    CompareColumn,
+    CompareReply,
+    CompareSession,
+    CompareTurn,
+)

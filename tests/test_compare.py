@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from tests.factories import LanguageModelFactory, ModelEndpointFactory, UserFactory
+from webapp.access.models import AuditEntry
 from webapp.arena.compare.models import CompareSession, CompareTurn
 from webapp.arena.compare.services import compare_continue, compare_send, compare_start
 from webapp.chat.models import Conversation, Message
@@ -276,6 +277,12 @@ def test_the_page_refuses_a_model_the_user_may_not_use(client, member, slugs, un
     response = client.post("/compare/new", {"model": ["alpha", "secret"], "content": "Hi"})
     assert response.status_code == 403
     assert nothing_saved()
+    [attempt] = AuditEntry.objects.filter(outcome="refused")
+    assert (attempt.action, attempt.target, attempt.subject_id) == (
+        "chat.refused",
+        "secret",
+        member.pk,
+    )
 
 
 def test_the_next_turn_is_sent_as_json_and_names_each_columns_reply(

@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from inference.backends import ChatMessage
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import access_refusal
+from webapp.catalog.policy import AccessRefused, access_refusal
 from webapp.chat.configure import params_clean
 from webapp.chat.library.tree import conversation_from_history
 from webapp.chat.models import Conversation
 from webapp.chat.services import content_clean
-from webapp.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from webapp.core.errors import Conflict, NotFound, ValidationFailed
 from webapp.generations.limits import running_count
 from webapp.generations.models import ACTIVE_STATUSES, Origin, Status
 from webapp.generations.services import generation_create
@@ -193,7 +193,7 @@ def _models(*, user: Any, slugs: Sequence[Any]) -> list[LanguageModel]:
 def _check_access(*, user: Any, model: LanguageModel) -> None:
     refusal = access_refusal(user=user, model_or_gate=model, action="chat")
     if refusal is not None:
-        raise PermissionDenied(f"{model.display_name}: {refusal}")
+        raise AccessRefused(f"{model.display_name}: {refusal}", model=model, action="chat")
 
 
 def _params(*, models: list[LanguageModel], params: Any) -> dict[str, Any]:

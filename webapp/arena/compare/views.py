@@ -12,6 +12,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from webapp.access.services.audit import Caller, audit_refused_use
+from webapp.catalog.policy import AccessRefused
 from webapp.catalog.selectors import model_list_usable
 from webapp.core.errors import ApplicationError, NotFound, ValidationFailed
 from webapp.generations.limits import LimitReached
@@ -41,6 +43,7 @@ def compare_new(request: HttpRequest) -> HttpResponse:
             params=_params(request.POST),
         )
     except ApplicationError as exc:
+        _audit(request, exc)
         status = _status(exc)
         page = _home(request, error=exc, chosen=chosen, limited=isinstance(exc, LimitReached))
         return render(request, "arena/compare/home.html", page, status=status)
@@ -69,6 +72,7 @@ def compare_send(request: HttpRequest, session_id: str) -> JsonResponse:
             user=request.user, session_id=session_id, content=_body(request).get("content")
         )
     except ApplicationError as exc:
+        _audit(request, exc)
         return JsonResponse(exc.as_dict(), status=_status(exc))
     replies = [
         {"column": str(r.column_id), **generation_summary(r.generation), "text": ""}
@@ -89,9 +93,16 @@ def compare_continue(request: HttpRequest, session_id: str, column_id: str) -> H
     except NotFound as exc:
         raise Http404(exc.detail) from exc
     except ApplicationError as exc:
+        _audit(request, exc)
         messages.error(request, exc.detail)
         return redirect("compare:session", session_id=session_id)
     return redirect(conversation)
+
+
+def _audit(request: HttpRequest, exc: ApplicationError) -> None:
+    """An attempt the access rule refused goes into the audit log."""
+    if isinstance(exc, AccessRefused):
+        audit_refused_use(user=request.user, refused=exc, caller=Caller.of(request))
 
 
 def _status(exc: ApplicationError) -> int:

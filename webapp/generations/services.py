@@ -71,6 +71,7 @@ def generation_create(
     with_defaults: bool = True,
     group: str = "",
     running: int | None = None,
+    blind: bool = False,
 ) -> Generation:
     """Save a queued generation and enqueue it once the caller's transaction commits.
 
@@ -79,7 +80,8 @@ def generation_create(
     against the model's backend and saved exactly as it will be sent. ``group``
     is where its events are announced (default: a group of its own). The user's
     limits are checked here too (``running``: their active generations, if the caller
-    has counted them already).
+    has counted them already). A ``blind`` generation names neither its model nor its
+    stats to the browser until ``generation_unblind``.
     """
     from inference.tasks import generate
 
@@ -106,6 +108,7 @@ def generation_create(
             trimmed_messages=len(messages) - len(kept),
             params=sent,
             channel_group=group or generation_group(generation_id),
+            blind=blind,
             endpoint_id=endpoint,
             admitted_at=timezone.now() if endpoint is not None else None,
         )
@@ -171,7 +174,7 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, params, group, endpoint, access = claimed
+    messages, params, group, endpoint, access, blind = claimed
     refusal = _refusal(access)
     if refusal is not None:
         raise GenerationRefused("forbidden", refusal, group=group)
@@ -184,6 +187,7 @@ def generation_claim(*, generation_id: str) -> Job | None:
         messages=messages,
         params=params_parse(params, backend=endpoint.kind),
         model_id=str(access.model_id),
+        blind=blind,
     )
 
 
@@ -219,7 +223,7 @@ def _refusal(access: _Access) -> str | None:
     return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
-_Claimed = tuple[list[ChatMessage], dict[str, Any], str, Endpoint | None, _Access]
+_Claimed = tuple[list[ChatMessage], dict[str, Any], str, Endpoint | None, _Access, bool]
 
 # Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
 # generation (one the fair queue gave a slot on an endpoint) is claimed.
@@ -227,7 +231,7 @@ _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
 WHERE "id" = %s AND "status" = %s AND "admitted_at" IS NOT NULL
 RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin",
-          "endpoint_id"
+          "endpoint_id", "blind"
 """
 _ACCESS = """
 SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
@@ -247,7 +251,7 @@ _CLAIM_WITH_ENDPOINT = (
 SELECT c."messages", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
        m."gate_id", c."origin",
-       e."id", e."url", e."api_key", m."backend", m."backend_model"
+       e."id", e."url", e."api_key", m."backend", m."backend_model", c."blind"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
 JOIN "accounts_user" u ON u."id" = c."user_id"
@@ -268,14 +272,15 @@ def _claim(generation_id: str) -> _Claimed | None:
             row = cursor.fetchone()
             if row is None:
                 return None
-            endpoint = _endpoint(*row[11:]) if row[11] is not None else None
+            endpoint = _endpoint(*row[11:16]) if row[11] is not None else None
             messages, params, group = row[:3]
-            return _json(messages), _json(params), group, endpoint, _Access(*row[3:11])
+            access = _Access(*row[3:11])
+            return _json(messages), _json(params), group, endpoint, access, bool(row[16])
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
-        model_id, messages, params, group, user_id, origin, endpoint_id = row
+        model_id, messages, params, group, user_id, origin, endpoint_id, blind = row
         cursor.execute(_ACCESS, [user_id, model_id])
         user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
@@ -291,7 +296,7 @@ def _claim(generation_id: str) -> _Claimed | None:
         origin,
     )
     endpoint = _endpoint(*found) if found else None
-    return _json(messages), _json(params), group, endpoint, access
+    return _json(messages), _json(params), group, endpoint, access, bool(blind)
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
@@ -329,6 +334,13 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         generation_id=generation_id,
         prompt_tokens=outcome.prompt_tokens,
         generated_tokens=outcome.generated_tokens,
+    )
+
+
+def generation_unblind(*, generation_ids: Sequence[Any]) -> int:
+    """Let the generations name their model and stats again (their battle was voted)."""
+    return Generation.objects.filter(pk__in=generation_ids, blind=True).update(
+        blind=False, updated_at=timezone.now()
     )
 
 

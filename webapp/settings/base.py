@@ -296,6 +296,11 @@ CHAT_UNDO_SECONDS = env.int("CHAT_UNDO_SECONDS", default=8)
 CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
 READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
+# Blind battles: votes a user may have counted per 24 hours (more are kept, not counted),
+# the age an account must reach before its votes count, and the turns of one battle.
+ARENA_DAILY_VOTES = env.int("ARENA_DAILY_VOTES", default=100)
+ARENA_MIN_ACCOUNT_AGE_HOURS = env.float("ARENA_MIN_ACCOUNT_AGE_HOURS", default=24.0)
+ARENA_MAX_TURNS = env.int("ARENA_MAX_TURNS", default=8)
 
 LOGGING = {
     "version": 1,

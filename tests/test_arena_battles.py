@@ -17,6 +17,7 @@ from tests.arena import arena_model, replies_end
 from tests.factories import UserFactory
 from webapp.arena.battles.models import Battle, BattleTurn, VoterFlag
 from webapp.arena.battles.services import battle_start, battle_vote
+from webapp.catalog.models import AccessPolicy, LanguageModel
 from webapp.core.errors import Conflict
 from webapp.generations.models import Generation
 
@@ -137,6 +138,19 @@ def test_a_next_turn_waits_for_both_replies_and_each_side_keeps_its_own_history(
         {"role": "user", "content": "Another"},
     ]
     assert second.generation_b.messages[1]["content"] == "B's joke."
+
+
+def test_a_model_closed_to_the_user_mid_battle_is_refused_without_its_name(
+    client, battle, pair
+):
+    replies_end(battle.turns.get())
+    LanguageModel.objects.filter(pk=battle.model_b_id).update(access_policy=AccessPolicy.PRIVATE)
+    refused = client.post(f"/arena/{battle.pk}/turns/", {"content": "Still there?"})
+    assert refused.status_code == 403
+    assert "no longer open to you" in refused.json()["error"]["detail"]
+    assert_blind(refused.content.decode(), pair)
+    assert battle.turns.count() == 1
+    assert Generation.objects.count() == 2
 
 
 def test_a_battle_has_at_most_the_set_number_of_turns(client, battle, settings):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from webapp.core.errors import Conflict, ValidationFailed
+from webapp.core.errors import ApplicationError, Conflict, ValidationFailed
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Origin, Status
 from webapp.generations.services import generation_create, generation_unblind
 
@@ -77,14 +77,18 @@ def _turn_create(
     generations = {}
     for side, model in zip(SIDES, (battle.model_a, battle.model_b), strict=True):
         messages = [*_messages(history, side), {"role": "user", "content": content}]
-        generations[side] = generation_create(
-            user=battle.user,
-            model=model,
-            origin=Origin.ARENA,
-            messages=messages,
-            group=group,
-            blind=True,
-        )
+        try:
+            generations[side] = generation_create(
+                user=battle.user,
+                model=model,
+                origin=Origin.ARENA,
+                messages=messages,
+                group=group,
+                blind=True,
+            )
+        except ApplicationError as exc:
+            _blind(exc)
+            raise
     return BattleTurn.objects.create(
         battle=battle,
         index=index,
@@ -92,6 +96,23 @@ def _turn_create(
         generation_a=generations["a"],
         generation_b=generations["b"],
     )
+
+
+# A refusal of generation_create may name the model (access, its token budget): said blind.
+BLIND_REFUSALS = {
+    "forbidden": "One of this battle's models is no longer open to you: vote on what you "
+    "have read, or start a new battle.",
+    "daily_tokens": "You have used today's token budget of one of this battle's models; "
+    "it resets at midnight UTC. Vote on what you have read, or start a new battle.",
+    "invalid_params": "One of this battle's models is misconfigured; tell the site's staff.",
+}
+
+
+def _blind(exc: ApplicationError) -> None:
+    """Word a refusal so that it names no model (its code and any retry_after stay)."""
+    detail = BLIND_REFUSALS.get(exc.code)
+    if detail is not None:
+        exc.detail, exc.args = detail, (detail,)
 
 
 def _messages(history: list[BattleTurn], side: str) -> list[Any]:

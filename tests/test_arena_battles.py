@@ -140,9 +140,7 @@ def test_a_next_turn_waits_for_both_replies_and_each_side_keeps_its_own_history(
     assert second.generation_b.messages[1]["content"] == "B's joke."
 
 
-def test_a_model_closed_to_the_user_mid_battle_is_refused_without_its_name(
-    client, battle, pair
-):
+def test_a_model_closed_to_the_user_mid_battle_is_refused_without_its_name(client, battle, pair):
     replies_end(battle.turns.get())
     LanguageModel.objects.filter(pk=battle.model_b_id).update(access_policy=AccessPolicy.PRIVATE)
     refused = client.post(f"/arena/{battle.pk}/turns/", {"content": "Still there?"})

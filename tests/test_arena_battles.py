@@ -337,3 +337,13 @@ def test_a_voted_battle_keeps_its_replies_and_its_time(client, battle):
     )
     assert [t["a"]["text"] for t in state["turns"]] == ["First answer."]
     assert state["reveal"]["winner"] == "model_a"
+
+
+def test_the_arena_says_so_when_fewer_than_two_models_are_open(client, member):
+    arena_model("only-one")
+    page = client.get("/arena/").content.decode()
+    assert "The arena needs two models you may use" in page
+    assert 'data-unavailable="true"' in page
+    refused = client.post("/arena/battles/", {"content": "Hi"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "no_pair")
+    assert not Battle.objects.exists()

@@ -86,3 +86,28 @@ def test_a_blind_battle_of_two_turns_then_a_vote_reveals_the_names(
     expect(page.locator(".arena-turn")).to_have_count(2)
     page.click("#reveal-a")
     expect(page).to_have_url(re.compile(r"/models/(puffin-9b|tern-3b)/$"))
+
+
+def test_stop_ends_both_replies_and_keeps_what_they_wrote(
+    page,  # noqa: F811
+    live_site,
+    worker,
+    inference,
+):
+    arena_model("stop-one", url=inference.url)
+    arena_model("stop-two", url=inference.url)
+    user = UserFactory()
+    user.emailaddress_set.create(email=user.email, verified=True, primary=True)
+    sign_in(page, live_site, user.email)
+    page.goto(f"{live_site.url}/arena/")
+    inference.push({"n_tokens": 400, "rate": 20}, {"n_tokens": 400, "rate": 20})
+    page.fill("#arena-input", "Count slowly")
+    page.click("#arena-send")
+    page.wait_for_function(BOTH_STREAMING, arg=0)
+    page.click("#arena-stop")
+    for side in range(2):
+        expect(turn_sides(page, 0).nth(side)).to_have_attribute("data-status", "stopped")
+        expect(turn_sides(page, 0).nth(side).locator(".arena-reply")).to_contain_text("tok0")
+    expect(page.locator("#arena-stop")).to_be_hidden()
+    expect(page.locator("#arena-send")).to_be_enabled()
+    expect(page.locator("#vote")).to_be_hidden()  # no reply finished: nothing to vote on yet

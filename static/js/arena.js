@@ -13,6 +13,7 @@ const template = document.getElementById("turn-template");
 const form = document.getElementById("arena-composer");
 const input = document.getElementById("arena-input");
 const sendButton = document.getElementById("arena-send");
+const stopButton = document.getElementById("arena-stop");
 const voteEl = document.getElementById("vote");
 const revealEl = document.getElementById("reveal");
 const notice = document.getElementById("notice");
@@ -94,6 +95,12 @@ function onFrame(frame) {
   }
 }
 
+function stopAll() {
+  for (const [id, entry] of sides) {
+    if (ACTIVE.has(entry.status)) socket.send({ type: "stop", generation: id });
+  }
+}
+
 function running() {
   return [...sides.values()].some((entry) => ACTIVE.has(entry.status));
 }
@@ -103,8 +110,10 @@ function updateControls() {
   const voted = Boolean(state.reveal);
   const turns = turnsEl.children.length;
   const full = turns >= Number(arena.dataset.maxTurns || 0);
-  sendButton.disabled = busy || voted || full;
-  input.disabled = voted || full;
+  const unavailable = arena.dataset.unavailable === "true" && !turns;
+  sendButton.disabled = busy || voted || full || unavailable;
+  input.disabled = voted || full || unavailable;
+  stopButton.hidden = !running();
   input.placeholder = turns ? "Ask both models again, or vote below…" : "Ask both models…";
   const finished = [...sides.values()].some((entry) => entry.status === "done");
   voteEl.hidden = voted || busy || !finished;
@@ -206,6 +215,7 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${arena
 for (const turn of state.turns) addTurn(turn);
 if (state.reveal) showReveal(state.reveal);
 form.addEventListener("submit", send);
+stopButton.addEventListener("click", stopAll);
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();

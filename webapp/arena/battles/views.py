@@ -29,6 +29,7 @@ from webapp.core.errors import (
 from webapp.generations.limits import LimitReached
 
 from . import selectors, services
+from .pairing import NOT_ENOUGH_MODELS, arena_candidates
 
 STATUS = {NotFound: 404, PermissionDenied: 403, ValidationFailed: 400, Conflict: 409}
 
@@ -53,7 +54,10 @@ def _json_errors(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
 @never_cache
 @login_required
 def arena_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "arena/battle.html", _page(request, battle=None, state=None))
+    page = _page(request, battle=None, state=None)
+    if len(arena_candidates(user=request.user)) < 2:
+        page["unavailable"] = NOT_ENOUGH_MODELS
+    return render(request, "arena/battle.html", page)
 
 
 @never_cache

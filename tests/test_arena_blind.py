@@ -70,6 +70,12 @@ class Browser:
         return response
 
 
+async def tokens_used(page: Browser, pair) -> list[int]:
+    limits = (await sync_to_async(page.client.get)("/accounts/limits.json")).json()
+    models = limits["tokens_today"]["models"]
+    return [models[model.slug]["used"] for model in pair]
+
+
 async def stream_turn(socket, turn: dict) -> list[dict]:
     """Subscribe to both sides of ``turn`` and return every frame up to both ends."""
     sides = {turn["a"]["generation"], turn["b"]["generation"]}
@@ -144,6 +150,10 @@ async def test_no_name_stat_or_backend_id_leaves_the_server_before_the_vote(
     for stat in ("tokens_per_second", "time_to_first_token", "generated_tokens", "model_id"):
         assert stat not in everything, stat
 
+    # The limits page lists every model open to the user; its token counts would say which
+    # two models this battle used, so a blind side's tokens count from the vote on.
+    assert await tokens_used(page, pair) == [0, 0]
+
     # The stats were kept all along; the vote reveals the names.
     saved_side = await Generation.objects.aget(pk=first["a"]["generation"])
     assert saved_side.backend_model_id and saved_side.generated_tokens
@@ -154,5 +164,6 @@ async def test_no_name_stat_or_backend_id_leaves_the_server_before_the_vote(
     assert reveal["counted"] is True
     details = await page.get(f"/generations/{first['a']['generation']}/")
     assert details.json()["backend_model_id"] in (OPENAI_BACKEND_ID, TGI_MODEL_ID)
+    assert all(used > 0 for used in await tokens_used(page, pair))
     await socket.close()
     await late.close()

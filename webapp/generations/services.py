@@ -338,10 +338,22 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
 
 
 def generation_unblind(*, generation_ids: Sequence[Any]) -> int:
-    """Let the generations name their model and stats again (their battle was voted)."""
-    return Generation.objects.filter(pk__in=generation_ids, blind=True).update(
-        blind=False, updated_at=timezone.now()
-    )
+    """Let the generations name their model and stats again (their battle was voted), and
+    count the tokens of those that ended meanwhile, which their finish left uncounted."""
+    blind = Generation.objects.select_for_update().filter(pk__in=generation_ids, blind=True)
+    with transaction.atomic():
+        hidden = list(blind.only("pk", "status", "prompt_tokens", "generated_tokens"))
+        unblinded = Generation.objects.filter(pk__in=[g.pk for g in hidden]).update(
+            blind=False, updated_at=timezone.now()
+        )
+    for generation in hidden:
+        if not generation.is_active:
+            tokens_record(
+                generation_id=str(generation.pk),
+                prompt_tokens=generation.prompt_tokens,
+                generated_tokens=generation.generated_tokens,
+            )
+    return unblinded
 
 
 def generation_release(*, model_id: Any) -> None:

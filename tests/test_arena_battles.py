@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tests.arena import arena_model, replies_end
 from tests.factories import UserFactory
+from webapp.arena.battles import selectors, services
 from webapp.arena.battles.models import Battle, BattleTurn, VoterFlag
 from webapp.arena.battles.services import battle_start, battle_vote
 from webapp.catalog.models import AccessPolicy, LanguageModel
@@ -222,8 +223,11 @@ def test_signed_out_visitors_are_sent_to_sign_in(pair):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_votes_on_one_battle_count_once(pair, unqueued, settings):
+@pytest.mark.parametrize("guard", ["lock and conditional update", "conditional update alone"])
+def test_concurrent_votes_on_one_battle_count_once(pair, unqueued, settings, monkeypatch, guard):
     settings.ARENA_MIN_ACCOUNT_AGE_HOURS = 0
+    if guard == "conditional update alone":  # the row lock taken away: the UPDATE still holds
+        monkeypatch.setattr(services, "_unvoted_locked", selectors.battle_get)
     user = UserFactory()
     battle = battle_start(user=user, content="Race").battle
     replies_end(battle.turns.get())
@@ -320,6 +324,30 @@ def test_staff_enable_models_set_weights_and_flag_voters(client, battle, pair):
     flag = VoterFlag.objects.get(user=battle.user)
     assert flag.flagged_by == staff
     assert Battle.objects.get(pk=battle.pk).winner == ""  # the battle itself is untouched
+
+    assert admin.get("/admin/arena/arenaentry/add/").status_code == 200
+    other = UserFactory()
+    added = admin.post("/admin/arena/voterflag/add/", {"user": other.pk, "reason": "Sockpuppet"})
+    assert added.status_code == 302
+    assert VoterFlag.objects.get(user=other).flagged_by == staff
+
+    entry = pair[0].arena_entry
+    changed = admin.post(
+        "/admin/arena/arenaentry/",
+        {
+            "form-TOTAL_FORMS": "2",
+            "form-INITIAL_FORMS": "2",
+            "form-0-id": str(pair[1].arena_entry.pk),
+            "form-0-enabled": "on",
+            "form-0-weight": "1.0",
+            "form-1-id": str(entry.pk),
+            "form-1-weight": "2.5",
+            "_save": "Save",
+        },
+    )
+    assert changed.status_code == 302
+    entry.refresh_from_db()
+    assert (entry.enabled, entry.weight) == (False, 2.5)
 
 
 def test_a_voted_battle_keeps_its_replies_and_its_time(client, battle):

@@ -48,11 +48,7 @@ def battle_turn_send(*, user: Any, battle_id: Any, content: Any) -> Sent:
     """Send the next prompt of a battle to both its models (before the vote only)."""
     content = _content(content)
     with transaction.atomic():
-        battle = battle_get(user=user, battle_id=battle_id)
-        Battle.objects.select_for_update().filter(pk=battle.pk).first()
-        battle.refresh_from_db(fields=["voted_at"])
-        if battle.voted_at is not None:
-            raise Conflict(ALREADY_VOTED, code="already_voted")
+        battle = _unvoted_locked(user=user, battle_id=battle_id)
         turns = battle_turns(battle=battle)
         if len(turns) >= settings.ARENA_MAX_TURNS:
             raise Conflict(
@@ -67,6 +63,18 @@ def battle_turn_send(*, user: Any, battle_id: Any, content: Any) -> Sent:
         except IntegrityError as exc:  # a second send of the same turn at the same time
             raise Conflict(STILL_RUNNING, code="busy") from exc
     return Sent(battle=battle, turn=turn)
+
+
+def _unvoted_locked(*, user: Any, battle_id: Any) -> Battle:
+    """Return the user's battle with its row locked for this transaction, if not voted.
+
+    A concurrent vote or turn waits on the lock, then sees what the first one did.
+    """
+    battle = battle_get(user=user, battle_id=battle_id)
+    locked = Battle.objects.select_for_update().only("voted_at").get(pk=battle.pk)
+    if locked.voted_at is not None:
+        raise Conflict(ALREADY_VOTED, code="already_voted")
+    return battle
 
 
 def _turn_create(
@@ -150,12 +158,7 @@ def battle_vote(*, user: Any, battle_id: Any, winner: Any) -> Battle:
         choices = ", ".join(repr(value) for value in Winner.values)
         raise ValidationFailed(f"A vote is one of {choices}.", code="invalid_vote")
     with transaction.atomic():
-        battle = battle_get(user=user, battle_id=battle_id)
-        # Lock first: a concurrent vote or turn waits here, then sees what this one did.
-        Battle.objects.select_for_update().filter(pk=battle.pk).first()
-        battle.refresh_from_db(fields=["voted_at"])
-        if battle.voted_at is not None:
-            raise Conflict(ALREADY_VOTED, code="already_voted")
+        battle = _unvoted_locked(user=user, battle_id=battle_id)
         turns = battle_turns(battle=battle)
         _check_votable(turns)
         counted, reason = _counting(user=user, battle=battle, turns=turns)

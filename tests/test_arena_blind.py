@@ -167,3 +167,26 @@ async def test_no_name_stat_or_backend_id_leaves_the_server_before_the_vote(
     assert all(used > 0 for used in await tokens_used(page, pair))
     await socket.close()
     await late.close()
+
+
+async def test_a_side_that_fails_says_so_without_the_servers_words(worker, inference, user, pair):
+    page = await sync_to_async(Browser)(user)
+    socket = await connect(user)
+    leak = f"{OPENAI_BACKEND_ID} ran out of memory on {TGI_MODEL_ID}"
+    inference.push({"status": 500, "error": leak}, {"status": 500, "error": leak})
+    started = await page.post("/arena/battles/", {"content": "Fail, please."})
+    battle_id, turn = started.json()["battle"], started.json()["turn"]
+    frames = await stream_turn(socket, turn)
+    await page.get(f"/arena/{battle_id}/")
+
+    done = [f for f in frames if f["type"] == "done"]
+    assert [f["status"] for f in done] == ["failed", "failed"]
+    assert all(f["error"]["detail"] == "This model could not answer." for f in done)
+    everything = "\n".join([json.dumps(f) for f in frames] + page.bodies).lower()
+    for secret in [*secrets_of(pair), "out of memory"]:
+        assert secret.lower() not in everything, secret
+    saved = await Generation.objects.aget(pk=turn["a"]["generation"])
+    assert "out of memory" in saved.error_detail  # kept for staff, shown to nobody else
+    refused = await page.post(f"/arena/{battle_id}/vote/", {"winner": "tie"})
+    assert refused.json()["error"]["code"] == "no_reply"
+    await socket.close()

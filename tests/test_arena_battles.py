@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from tests.arena import arena_model, replies_end
 from tests.factories import UserFactory
+from webapp.access.models import AuditEntry
 from webapp.arena.battles import selectors, services
 from webapp.arena.battles.models import Battle, BattleTurn, VoterFlag
 from webapp.arena.battles.services import battle_start, battle_vote
@@ -150,6 +151,9 @@ def test_a_model_closed_to_the_user_mid_battle_is_refused_without_its_name(clien
     assert_blind(refused.content.decode(), pair)
     assert battle.turns.count() == 1
     assert Generation.objects.count() == 2
+    audited = AuditEntry.objects.get(action="arena.refused")  # staff see the real reason
+    assert audited.target == battle.model_b.slug
+    assert "named groups" in audited.detail["reason"]
 
 
 def test_a_battle_has_at_most_the_set_number_of_turns(client, battle, settings):

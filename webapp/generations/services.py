@@ -24,8 +24,8 @@ from inference.backends import ChatMessage, Endpoint
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import Action, access_refusal
-from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
+from webapp.catalog.policy import AccessRefused, Action, access_refusal
+from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.ids import is_uuid
 
 from .limits import limits_check, tokens_record
@@ -87,9 +87,10 @@ def generation_create(
 
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
-    refusal = access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[origin])
+    action = ORIGIN_ACTIONS[origin]
+    refusal = access_refusal(user=user, model_or_gate=model, action=action)
     if refusal is not None:
-        raise PermissionDenied(refusal)
+        raise AccessRefused(refusal, model=model, action=action)
     if not messages:
         raise ValidationFailed("There is nothing to generate from.")
     limits_check(user=user, model=model, running=running)

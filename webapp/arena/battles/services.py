@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from webapp.core.errors import ApplicationError, Conflict, ValidationFailed
+from webapp.catalog.policy import AccessRefused
+from webapp.core.errors import ApplicationError, Conflict, PermissionDenied, ValidationFailed
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Origin, Status
 from webapp.generations.services import generation_create, generation_unblind
 
@@ -94,6 +95,8 @@ def _turn_create(
                 group=group,
                 blind=True,
             )
+        except AccessRefused as exc:
+            raise SideRefused(exc) from exc
         except ApplicationError as exc:
             _blind(exc)
             raise
@@ -108,12 +111,22 @@ def _turn_create(
 
 # A refusal of generation_create may name the model (access, its token budget): said blind.
 BLIND_REFUSALS = {
-    "forbidden": "One of this battle's models is no longer open to you: vote on what you "
-    "have read, or start a new battle.",
     "daily_tokens": "You have used today's token budget of one of this battle's models; "
     "it resets at midnight UTC. Vote on what you have read, or start a new battle.",
     "invalid_params": "One of this battle's models is misconfigured; tell the site's staff.",
 }
+
+
+class SideRefused(PermissionDenied):
+    """The access rule refused one side's model; the detail names no model, and
+    ``refused`` (the rule's own refusal) is what the audit log records."""
+
+    def __init__(self, refused: AccessRefused) -> None:
+        super().__init__(
+            "One of this battle's models is no longer open to you: vote on what you have "
+            "read, or start a new battle."
+        )
+        self.refused = refused
 
 
 def _blind(exc: ApplicationError) -> None:

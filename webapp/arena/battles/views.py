@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from webapp.access.services.audit import Caller, audit_refused_use
 from webapp.core.errors import (
     ApplicationError,
     Conflict,
@@ -31,7 +32,17 @@ from webapp.generations.limits import LimitReached
 from . import selectors, services
 from .pairing import NOT_ENOUGH_MODELS, arena_candidates
 
-STATUS = {NotFound: 404, PermissionDenied: 403, ValidationFailed: 400, Conflict: 409}
+STATUS = {
+    LimitReached: 429,
+    NotFound: 404,
+    PermissionDenied: 403,
+    ValidationFailed: 400,
+    Conflict: 409,
+}
+
+
+def _status(exc: ApplicationError) -> int:
+    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
 
 
 def _json_errors(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
@@ -45,8 +56,9 @@ def _json_errors(view: Callable[..., JsonResponse]) -> Callable[..., JsonRespons
         try:
             return view(request, *args, **kwargs)
         except ApplicationError as exc:
-            status = 429 if isinstance(exc, LimitReached) else STATUS.get(type(exc), 400)
-            return JsonResponse({"error": exc.as_dict()}, status=status)
+            if isinstance(exc, services.SideRefused):
+                audit_refused_use(user=request.user, refused=exc.refused, caller=Caller.of(request))
+            return JsonResponse({"error": exc.as_dict()}, status=_status(exc))
 
     return wrapped
 

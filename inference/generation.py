@@ -38,6 +38,8 @@ from .relay import TokenDetail
 
 Status = Literal["done", "stopped", "failed", "interrupted"]
 INTERNAL_ERROR_DETAIL = "Something went wrong while relaying this reply. Regenerate to try again."
+# A server's own words may name the model it serves: a blind generation says only this.
+BLIND_ERROR_DETAIL = "This model could not answer."
 logger = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ class Job:
     params: SamplingParams
     model_id: str = ""  # the catalog's id of the model: whose fair queue it came from
     prompt: str = ""  # a raw prompt to continue, in place of chat messages
+    blind: bool = False  # its frames name no model and carry no stats (an arena side)
 
 
 # What a `done` frame and a saved generation report of how it went (besides the model id).
@@ -162,11 +165,13 @@ class Generation:
 
     async def done(self) -> None:
         """Log and announce the end, once the outcome is saved."""
-        outcome = self.outcome
+        outcome, error = self.outcome, self.outcome.error()
+        if self.job.blind and error:
+            error = {"code": error["code"], "detail": BLIND_ERROR_DETAIL}
         await self.publisher.done(
             status=outcome.status,
-            stats=outcome.stats(),
-            error=outcome.error(),
+            stats=None if self.job.blind else outcome.stats(),
+            error=error,
             patience=relay.END_PATIENCE,
         )
 

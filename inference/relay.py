@@ -62,7 +62,7 @@ class DoneEvent(TypedDict):
     generation: str
     seq: int
     status: str
-    stats: dict[str, Any]
+    stats: NotRequired[dict[str, Any]]  # left out for a blind generation
     error: NotRequired[dict[str, str]]
 
 
@@ -191,18 +191,20 @@ class Publisher:
         self,
         *,
         status: str,
-        stats: dict[str, Any],
+        stats: dict[str, Any] | None,
         error: dict[str, str] | None,
         patience: float = 0.0,
     ) -> bool:
-        """Log and announce the end, trying for ``patience`` seconds while Redis is away."""
+        """Log and announce the end, trying for ``patience`` seconds while Redis is away.
+        ``stats`` None: the event carries none (a blind generation's)."""
         event: DoneEvent = {
             "type": "done",
             "generation": self.generation_id,
             "seq": self.seq + 1,
             "status": status,
-            "stats": stats,
         }
+        if stats is not None:
+            event["stats"] = stats
         if error:
             event["error"] = error
         self.events.append(event)

@@ -205,11 +205,13 @@ def tokens_record(
 
     Counted: the prompt's tokens as the server reported them (estimated from the saved
     input when it reported none) and the generated ones. A Redis failure loses this
-    count, never the generation.
+    count, never the generation. A blind generation's tokens wait for its unblinding: the
+    count per model would name the model (see generation_unblind).
     """
-    fields = ["user_id", "language_model_id"] + (["messages"] if prompt_tokens is None else [])
+    fields = ["user_id", "language_model_id", "blind"]
+    fields += ["messages"] if prompt_tokens is None else []
     row = Generation.objects.filter(pk=generation_id).values(*fields).first()
-    if row is None:
+    if row is None or row["blind"]:
         return
     if prompt_tokens is None:
         from .services import estimated_tokens

@@ -56,6 +56,9 @@ class Generation(BaseModel):
     channel_group = models.CharField(
         max_length=120, help_text="The channel-layer group its events are announced on."
     )
+    # A blind generation (an arena side) keeps its model to itself: no frame, summary or
+    # details names the model or carries its stats until the feature unblinds it.
+    blind = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     text = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
@@ -116,7 +119,9 @@ class Generation(BaseModel):
         return self.status in ACTIVE_STATUSES
 
     def stats(self) -> dict[str, object]:
-        """Return the figures a ``done`` frame carries, as saved."""
+        """Return the figures a ``done`` frame carries, as saved (none while blind)."""
+        if self.blind:
+            return {}
         return {
             **{name: getattr(self, name) for name in STAT_FIELDS},
             "model_id": self.backend_model_id,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.core.errors import NotFound
+from inference.generation import BLIND_ERROR_DETAIL
+from webapp.core.errors import NotFound, PermissionDenied
 from webapp.core.ids import is_uuid
 
 from .models import Generation
+
+BLIND_DETAILS_REFUSED = "This reply's model stays hidden until its battle has its vote."
 
 
 def generation_get(*, user: Any, generation_id: Any) -> Generation:
@@ -25,7 +28,14 @@ def generation_get(*, user: Any, generation_id: Any) -> Generation:
 
 
 def generation_summary(generation: Generation) -> dict[str, Any]:
-    """Return what a page shows of a generation while and after it streams."""
+    """Return what a page shows of a generation while and after it streams: a blind one
+    only its status and whether it failed, not its model, stats or the server's words."""
+    if generation.blind:
+        hidden: dict[str, Any] = {"id": str(generation.pk), "status": generation.status}
+        hidden["blind"] = True
+        if generation.error_code:
+            hidden["error"] = {"code": generation.error_code, "detail": BLIND_ERROR_DETAIL}
+        return hidden
     model = generation.language_model
     data: dict[str, Any] = {
         "id": str(generation.pk),
@@ -42,7 +52,10 @@ def generation_summary(generation: Generation) -> dict[str, Any]:
 
 def generation_details(generation: Generation) -> dict[str, Any]:
     """Return everything needed to reproduce the generation: model, revision, endpoint,
-    the exact parameters and the input the backend received."""
+    the exact parameters and the input the backend received. A blind generation has no
+    details to show until it is unblinded."""
+    if generation.blind:
+        raise PermissionDenied(BLIND_DETAILS_REFUSED, code="blind")
     model = generation.language_model
     return {
         **generation_summary(generation),

@@ -72,6 +72,7 @@ def generation_create(
     with_defaults: bool = True,
     group: str = "",
     running: int | None = None,
+    blind: bool = False,
 ) -> Generation:
     """Save a queued generation and enqueue it once the caller's transaction commits.
 
@@ -83,7 +84,8 @@ def generation_create(
     against the model's backend and saved exactly as it will be sent. ``group``
     is where its events are announced (default: a group of its own). The user's
     limits are checked here too (``running``: their active generations, if the caller
-    has counted them already).
+    has counted them already). A ``blind`` generation names neither its model nor its
+    stats to the browser until ``generation_unblind``.
     """
     from inference.tasks import generate
 
@@ -121,6 +123,7 @@ def generation_create(
             prompt=prompt or "",
             params=sent,
             channel_group=group or generation_group(generation_id),
+            blind=blind,
             endpoint_id=endpoint,
             admitted_at=timezone.now() if endpoint is not None else None,
         )
@@ -210,7 +213,7 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, prompt, params, group, endpoint, access = claimed
+    messages, prompt, params, group, endpoint, access, blind = claimed
     refusal = _refusal(access)
     if refusal is not None:
         raise GenerationRefused("forbidden", refusal, group=group)
@@ -224,6 +227,7 @@ def generation_claim(*, generation_id: str) -> Job | None:
         prompt=prompt,
         params=params_parse(params, backend=endpoint.kind, completion=bool(prompt)),
         model_id=str(access.model_id),
+        blind=blind,
     )
 
 
@@ -259,7 +263,7 @@ def _refusal(access: _Access) -> str | None:
     return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
-_Claimed = tuple[list[ChatMessage], str, dict[str, Any], str, Endpoint | None, _Access]
+_Claimed = tuple[list[ChatMessage], str, dict[str, Any], str, Endpoint | None, _Access, bool]
 
 # Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
 # generation (one the fair queue gave a slot on an endpoint) is claimed.
@@ -267,7 +271,7 @@ _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
 WHERE "id" = %s AND "status" = %s AND "admitted_at" IS NOT NULL
 RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin",
-          "endpoint_id", "prompt"
+          "endpoint_id", "prompt", "blind"
 """
 _ACCESS = """
 SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
@@ -287,7 +291,7 @@ _CLAIM_WITH_ENDPOINT = (
 SELECT c."messages", c."prompt", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
        m."gate_id", c."origin",
-       e."id", e."url", e."api_key", m."backend", m."backend_model"
+       e."id", e."url", e."api_key", m."backend", m."backend_model", c."blind"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
 JOIN "accounts_user" u ON u."id" = c."user_id"
@@ -308,15 +312,16 @@ def _claim(generation_id: str) -> _Claimed | None:
             row = cursor.fetchone()
             if row is None:
                 return None
-            endpoint = _endpoint(*row[12:]) if row[12] is not None else None
+            endpoint = _endpoint(*row[12:17]) if row[12] is not None else None
             messages, prompt, params, group = row[:4]
             access = _Access(*row[4:12])
-            return _json(messages), prompt, _json(params), group, endpoint, access
+            blind = bool(row[17])
+            return _json(messages), prompt, _json(params), group, endpoint, access, blind
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
-        model_id, messages, params, group, user_id, origin, endpoint_id, prompt = row
+        model_id, messages, params, group, user_id, origin, endpoint_id, prompt, blind = row
         cursor.execute(_ACCESS, [user_id, model_id])
         user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
@@ -332,7 +337,7 @@ def _claim(generation_id: str) -> _Claimed | None:
         origin,
     )
     endpoint = _endpoint(*found) if found else None
-    return _json(messages), prompt, _json(params), group, endpoint, access
+    return _json(messages), prompt, _json(params), group, endpoint, access, bool(blind)
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
@@ -372,6 +377,25 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         prompt_tokens=outcome.prompt_tokens,
         generated_tokens=outcome.generated_tokens,
     )
+
+
+def generation_unblind(*, generation_ids: Sequence[Any]) -> int:
+    """Let the generations name their model and stats again (their battle was voted), and
+    count the tokens of those that ended meanwhile, which their finish left uncounted."""
+    blind = Generation.objects.select_for_update().filter(pk__in=generation_ids, blind=True)
+    with transaction.atomic():
+        hidden = list(blind.only("pk", "status", "prompt_tokens", "generated_tokens"))
+        unblinded = Generation.objects.filter(pk__in=[g.pk for g in hidden]).update(
+            blind=False, updated_at=timezone.now()
+        )
+    for generation in hidden:
+        if not generation.is_active:
+            tokens_record(
+                generation_id=str(generation.pk),
+                prompt_tokens=generation.prompt_tokens,
+                generated_tokens=generation.generated_tokens,
+            )
+    return unblinded
 
 
 def generation_release(*, model_id: Any) -> None:

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from webapp.core.errors import NotFound
+from webapp.core.errors import NotFound, PermissionDenied
 
 from .selectors import generation_details, generation_get
 
@@ -20,4 +20,7 @@ def generation_detail(request: HttpRequest, generation_id: str) -> JsonResponse:
         generation = generation_get(user=request.user, generation_id=generation_id)
     except NotFound as exc:
         raise Http404(exc.detail) from exc
-    return JsonResponse(generation_details(generation))
+    try:
+        return JsonResponse(generation_details(generation))
+    except PermissionDenied as exc:
+        return JsonResponse({"error": exc.as_dict()}, status=403)

@@ -304,6 +304,11 @@ READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
 # Bootstrap rounds behind each leaderboard's 95% intervals (the beat schedule above has the
 # interval between recomputations).
 ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", default=100)
+# Blind battles: votes a user may have counted per 24 hours (more are kept, not counted),
+# the age an account must reach before its votes count, and the turns of one battle.
+ARENA_DAILY_VOTES = env.int("ARENA_DAILY_VOTES", default=100)
+ARENA_MIN_ACCOUNT_AGE_HOURS = env.float("ARENA_MIN_ACCOUNT_AGE_HOURS", default=24.0)
+ARENA_MAX_TURNS = env.int("ARENA_MAX_TURNS", default=8)
 
 LOGGING = {
     "version": 1,

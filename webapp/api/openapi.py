@@ -104,8 +104,8 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "message": {"type": "string"},
                     "type": {"type": "string"},
-                    "param": {"type": "string", "nullable": True},
-                    "code": {"type": "string", "nullable": True},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
                 },
             }
         },
@@ -241,7 +241,7 @@ def _generation(summary: str, request: str, reply: str) -> dict[str, Any]:
 def document(*, server: str) -> dict[str, Any]:
     """Return the OpenAPI document, its server being this site's ``/v1``."""
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Gatehouse OpenAI-compatible API",
             "version": "1",

@@ -31,7 +31,7 @@ def client_for(live_site, secret: str) -> openai.OpenAI:
 
 
 @pytest.fixture
-def api(live_site, worker, inference, openai_model):
+def api(live_site, worker, inference):
     """An SDK client whose token has every API scope, for a user of the scripted model."""
     user = UserFactory()
     return client_for(live_site, secret_for(user))
@@ -286,11 +286,73 @@ def test_a_signed_in_browser_session_is_not_api_auth(live_site, api, openai_mode
     assert not Generation.objects.exists()
 
 
-def test_raw_completions_answer_a_clear_error_until_they_are_served(api, openai_model):
-    with pytest.raises(openai.APIStatusError) as refused:
-        api.completions.create(model=openai_model.slug, prompt="Once upon a time")
-    assert refused.value.status_code == 501
-    assert "/v1/chat/completions" in refused.value.message
+TOKENS = [" the", " quick", " brown", " fox"]
+LOGPROBS = [-0.1, -0.5, -1.2, -0.3]
+
+
+def test_a_raw_completion_continues_the_prompt_with_its_logprobs(api, backend_model, inference):
+    inference.push({"tokens": TOKENS, "logprobs": LOGPROBS, "rate": 0})
+    completion = api.completions.create(
+        model=backend_model.slug, prompt="Once upon a time", max_tokens=8, logprobs=2
+    )
+    choice = completion.choices[0]
+    assert choice.text == "".join(TOKENS) and completion.object == "text_completion"
+    assert choice.logprobs.tokens == TOKENS
+    assert choice.logprobs.token_logprobs == pytest.approx(LOGPROBS)
+    # Two alternatives at least (OpenAI's servers add the chosen token when it is not among them).
+    assert all(2 <= len(top) <= 3 for top in choice.logprobs.top_logprobs)
+    assert choice.logprobs.text_offset == [0, 4, 10, 16]
+    generation = Generation.objects.get()
+    assert completion.usage.completion_tokens == generation.generated_tokens  # TGI counts its EOS
+    assert generation.origin == "api" and generation.prompt == "Once upon a time"
+    assert generation.messages == []
+
+
+def test_a_streamed_raw_completion_ends_with_usage_and_done(api, backend_model, inference):
+    inference.push({"tokens": TOKENS, "rate": 0})
+    stream = api.completions.create(
+        model=backend_model.slug,
+        prompt="Once upon a time",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "".join(TOKENS)
+    assert chunks[-1].usage.completion_tokens == Generation.objects.get().generated_tokens
+    assert all(c.choices[0].logprobs is None for c in chunks if c.choices)
+
+
+def test_raw_completions_need_their_own_scope_and_take_the_completion_parameters(
+    live_site, api, openai_model
+):
+    chat_only = client_for(live_site, secret_for(UserFactory(), ["chat"]))
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        chat_only.completions.create(model=openai_model.slug, prompt="Hi")
+    assert "completions scope" in refused.value.message
+    with pytest.raises(openai.BadRequestError) as refused:
+        api.completions.create(model=openai_model.slug, prompt="Hi", logprobs=6)
+    assert refused.value.body["param"] == "logprobs"
+    with pytest.raises(openai.BadRequestError) as refused:
+        api.completions.create(model=openai_model.slug, prompt="Hi", frequency_penalty=3)
+    assert refused.value.body["param"] == "frequency_penalty"
+    assert (
+        api.completions.create(
+            model=openai_model.slug, prompt="Hi", frequency_penalty=0.5, presence_penalty=-1
+        )
+        .choices[0]
+        .text
+    )
+    assert Generation.objects.get().params["frequency_penalty"] == 0.5
+
+
+def test_a_client_that_leaves_a_raw_completion_stream_stops_it_at_the_server(
+    api, openai_model, inference
+):
+    inference.push({"n_tokens": 2000, "rate": 40})
+    stream = api.completions.create(model=openai_model.slug, prompt="Count:", stream=True)
+    next(iter(stream))
+    stream.close()
+    assert inference.wait_for_disconnect(timeout=15)["tokens_sent"] < 2000
 
 
 def test_an_unknown_path_is_a_404_in_openais_shape(live_site):

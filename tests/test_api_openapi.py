@@ -39,8 +39,6 @@ def _schema(live_site, model_slug: str):
     for request in ("ChatCompletionRequest", "CompletionRequest"):
         raw["components"]["schemas"][request]["properties"]["model"] = names
     raw["paths"]["/models/{model}"]["get"]["parameters"][0]["schema"] = names
-    # Raw completions are refused with 501 until this server serves them.
-    del raw["paths"]["/completions"]
     return schemathesis.openapi.from_dict(raw)
 
 

@@ -95,7 +95,12 @@ def api_call_start(*, caller: Caller, body: bytes, scope: str) -> tuple[Call, St
     data = body_parse(body)
     call = chat_parse(data) if scope == "chat" else completion_parse(data)
     model = _usable(user=token.user, slug=call.model, site=caller.site)
-    params = sampling_parse(call.raw, backend=model.backend, context_length=model.context_length)
+    params = sampling_parse(
+        call.raw,
+        backend=model.backend,
+        context_length=model.context_length,
+        completion=bool(call.prompt),
+    )
     try:
         generation = _create(user=token.user, model=model, call=call, params=params)
     except ApplicationError as exc:
@@ -105,7 +110,7 @@ def api_call_start(*, caller: Caller, body: bytes, scope: str) -> tuple[Call, St
 
 def _create(*, user: Any, model: LanguageModel, call: Call, params: dict[str, Any]) -> Generation:
     if call.prompt:
-        return generations.generation_create(  # type: ignore[call-arg]
+        return generations.generation_create(
             user=user, model=model, origin=Origin.API, prompt=call.prompt, params=params
         )
     return generations.generation_create(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference.params import MAX_STOP_SEQUENCES
+from inference.params import MAX_ALTERNATIVES, MAX_STOP_SEQUENCES
 
 from .parse import MAX_MODEL_NAME
 
@@ -71,8 +71,8 @@ def _request(extra: dict[str, Any], required: list[str]) -> dict[str, Any]:
         "required": ["model", *required],
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_NAME},
-            **extra,
             **_SAMPLING,
+            **extra,
         },
         "additionalProperties": False,
     }
@@ -156,7 +156,25 @@ SCHEMAS: dict[str, Any] = {
     "ChatCompletionRequest": _request(
         {"messages": {"type": "array", "minItems": 1, "items": _ref("Message")}}, ["messages"]
     ),
-    "CompletionRequest": _request({"prompt": {"type": "string", "minLength": 1}}, ["prompt"]),
+    "CompletionRequest": _request(
+        {
+            "prompt": {"type": "string", "minLength": 1},
+            "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+            "presence_penalty": {
+                "type": "number",
+                "minimum": -2,
+                "maximum": 2,
+                "description": "OpenAI-protocol models only (TGI takes only 0).",
+            },
+            "logprobs": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_ALTERNATIVES,
+                "description": "Each token's log probability, with this many alternatives.",
+            },
+        },
+        ["prompt"],
+    ),
     "ChatCompletion": {
         "type": "object",
         "required": ["id", "object", "created", "model", "choices", "usage"],

@@ -31,6 +31,14 @@ SAMPLING = {
     "seed": "seed",
     "stop": "stop",
 }
+# A raw completion also takes the backend's penalties and, as OpenAI's ``logprobs``
+# (0 to 5), each token's log probability with that many alternatives.
+COMPLETION_SAMPLING = {
+    **SAMPLING,
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "logprobs": "logprobs",
+}
 # Accepted when they ask for what Gatehouse does anyway; refused otherwise.
 NEUTRAL: dict[str, tuple[Any, ...]] = {
     "n": (1,),
@@ -52,6 +60,7 @@ IGNORED = {"user", "metadata", "store", "service_tier"}
 COMMON = {"model", "stream", "stream_options", *SAMPLING, *NEUTRAL, *IGNORED}
 CHAT_FIELDS = COMMON | {"messages"}
 COMPLETION_FIELDS = COMMON | {"prompt"}
+COMPLETION_NEUTRAL = {k: v for k, v in NEUTRAL.items() if k not in COMPLETION_SAMPLING}
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MAX_MODEL_NAME = 200
 
@@ -82,12 +91,13 @@ def body_parse(body: bytes) -> dict[str, Any]:
 
 def chat_parse(data: Mapping[str, Any]) -> Call:
     _known(data, CHAT_FIELDS)
-    return Call(messages=_messages(data.get("messages")), **_common(data))
+    return Call(messages=_messages(data.get("messages")), **_common(data, NEUTRAL, SAMPLING))
 
 
 def completion_parse(data: Mapping[str, Any]) -> Call:
     _known(data, COMPLETION_FIELDS)
-    return Call(prompt=_prompt(data.get("prompt")), **_common(data))
+    common = _common(data, COMPLETION_NEUTRAL, COMPLETION_SAMPLING)
+    return Call(prompt=_prompt(data.get("prompt")), **common)
 
 
 def _known(data: Mapping[str, Any], allowed: set[str]) -> None:
@@ -100,14 +110,16 @@ def _known(data: Mapping[str, Any], allowed: set[str]) -> None:
             )
 
 
-def _common(data: Mapping[str, Any]) -> dict[str, Any]:
+def _common(
+    data: Mapping[str, Any], neutral: dict[str, tuple[Any, ...]], sampling: dict[str, str]
+) -> dict[str, Any]:
     model = data.get("model")
     if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL_NAME:
         raise bad_request("'model' must name a model: GET /v1/models lists them.", param="model")
     stream = data.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise bad_request("'stream' must be true or false.", param="stream")
-    for name, values in NEUTRAL.items():
+    for name, values in neutral.items():
         value = data.get(name)
         if value is not None and not any(_same(value, v) for v in values):
             raise bad_request(
@@ -124,7 +136,7 @@ def _common(data: Mapping[str, Any]) -> dict[str, Any]:
         "model": model,
         "stream": bool(stream),
         "include_usage": _include_usage(data.get("stream_options"), bool(stream)),
-        "raw": {name: data[name] for name in SAMPLING if data.get(name) is not None},
+        "raw": {name: data[name] for name in sampling if data.get(name) is not None},
     }
 
 
@@ -198,17 +210,34 @@ def _prompt(value: Any) -> str:
 
 
 def sampling_parse(
-    raw: Mapping[str, Any], *, backend: Any, context_length: int | None
+    raw: Mapping[str, Any], *, backend: Any, context_length: int | None, completion: bool = False
 ) -> dict[str, Any]:
     """Return the call's sampling fields under Gatehouse's names, checked one by one
-    against the model's backend so a refusal names the field as the client sent it."""
+    against the model's backend so a refusal names the field as the client sent it.
+
+    A penalty of 0 that the backend has no use for is dropped: it asks for nothing.
+    ``logprobs`` on TGI asks for each token's details and ``top_n_tokens`` alternatives.
+    """
     params: dict[str, Any] = {}
     for name, value in raw.items():
-        internal = SAMPLING[name]
+        internal = (COMPLETION_SAMPLING if completion else SAMPLING)[name]
+        wanted = _on_backend(internal, value, backend)
         try:
-            params_parse({internal: value}, backend=backend, context_length=context_length)
+            params_parse(
+                wanted, backend=backend, context_length=context_length, completion=completion
+            )
         except ParamsError as exc:
-            message = str(exc).replace(internal, name, 1)
+            if name in NEUTRAL and any(_same(value, v) for v in NEUTRAL[name]):
+                continue
+            message = str(exc).replace(next(iter(wanted)), name, 1)
             raise ApiError(400, message, param=name, code="invalid_value") from exc
-        params[internal] = value
+        params.update(wanted)
     return params
+
+
+def _on_backend(name: str, value: Any, backend: Any) -> dict[str, Any]:
+    if name == "logprobs" and backend == "tgi":
+        if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+            return {"details": True}
+        return {"top_n_tokens": value, "details": True}
+    return {name: value}

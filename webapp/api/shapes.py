@@ -43,6 +43,21 @@ def usage(stats: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def logprobs_object(tokens: list[dict[str, Any]], offset: int = 0) -> dict[str, Any]:
+    """A completion's ``logprobs`` from the generation's token details, as OpenAI shapes it;
+    ``offset``: where the first token starts in the completion's text."""
+    offsets = []
+    for token in tokens:
+        offsets.append(offset)
+        offset += len(token["text"])
+    return {
+        "tokens": [token["text"] for token in tokens],
+        "token_logprobs": [token.get("logprob") for token in tokens],
+        "top_logprobs": [{alt["text"]: alt["logprob"] for alt in t.get("top", [])} for t in tokens],
+        "text_offset": offsets,
+    }
+
+
 @dataclass
 class Reply:
     """One API call's reply, built as its generation streams."""
@@ -50,7 +65,9 @@ class Reply:
     generation_id: str
     model: str
     chat: bool  # chat.completion, else text_completion
+    logprobs: bool = False  # a completion that asked for each token's log probability
     created: int = field(default_factory=lambda: int(time.time()))
+    sent: int = 0  # characters of text streamed so far: where the next token starts
 
     @property
     def id(self) -> str:
@@ -60,8 +77,10 @@ class Reply:
     def _head(self, kind: str) -> dict[str, Any]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
-    def whole(self, text: str, done: dict[str, Any]) -> dict[str, Any]:
-        """The non-streamed answer."""
+    def whole(
+        self, text: str, done: dict[str, Any], tokens: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The non-streamed answer (``tokens``: the token details, when asked for)."""
         stats = done.get("stats") or {}
         reason = finish_reason(stats.get("finish_reason"))
         if self.chat:
@@ -73,11 +92,18 @@ class Reply:
             }
             head = self._head("chat.completion")
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+            details = logprobs_object(tokens or []) if self.logprobs else None
+            choice = {"index": 0, "text": text, "logprobs": details, "finish_reason": reason}
             head = self._head("text_completion")
         return {**head, "choices": [choice], "usage": usage(stats), "system_fingerprint": None}
 
-    def chunk(self, text: str | None = None, *, reason: str | None = None) -> dict[str, Any]:
+    def chunk(
+        self,
+        text: str | None = None,
+        *,
+        reason: str | None = None,
+        tokens: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """A stream chunk: the first (the role, chat only), one of text, or the last."""
         if self.chat:
             delta: dict[str, Any] = {} if reason else {"content": text or ""}
@@ -90,7 +116,9 @@ class Reply:
                 "finish_reason": reason,
             }
             return {**self._head("chat.completion.chunk"), "choices": [choice]}
-        choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": reason}
+        details = logprobs_object(tokens or [], self.sent) if self.logprobs and text else None
+        self.sent += len(text or "")
+        choice = {"index": 0, "text": text or "", "logprobs": details, "finish_reason": reason}
         return {**self._head("text_completion"), "choices": [choice]}
 
     def usage_chunk(self, stats: dict[str, Any]) -> dict[str, Any]:

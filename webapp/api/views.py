@@ -112,18 +112,15 @@ async def chat_completions(request: HttpRequest, caller: calls.Caller) -> HttpRe
 
 @api_view("POST")
 async def completions(request: HttpRequest, caller: calls.Caller) -> HttpResponse:
-    raise ApiError(
-        501,
-        "Raw text completions are not available on this server yet: use /v1/chat/completions.",
-        type="not_implemented_error",
-        code="not_implemented",
-    )
+    return await _complete(request, caller, scope="completions")
 
 
 async def _complete(request: HttpRequest, caller: calls.Caller, *, scope: str) -> HttpResponse:
     body = request.body
     call, started = await database(calls.api_call_start)(caller=caller, body=body, scope=scope)
-    reply = Reply(started.generation_id, started.model, chat=scope == "chat")
+    chat = scope == "chat"
+    logprobs = not chat and call.raw.get("logprobs") is not None
+    reply = Reply(started.generation_id, started.model, chat=chat, logprobs=logprobs)
     events = _events(started)
     try:
         if not call.stream:
@@ -164,14 +161,16 @@ def _events(started: calls.Started) -> AsyncIterator[Any]:
 
 async def _whole(events: AsyncIterator[Any], reply: Reply) -> HttpResponse:
     text: list[str] = []
+    tokens: list[Any] = []
     async for event in events:
         if isinstance(event, Waiting):
             continue
         if event["type"] == "chunk":
             text.append(event["text"])
+            tokens += event.get("tokens", [])
             continue
         if event["status"] in ("done", "stopped"):
-            return JsonResponse(reply.whole("".join(text), event))
+            return JsonResponse(reply.whole("".join(text), event, tokens))
         return generation_failure(event.get("error")).response()
     raise ApiError(500, "The generation ended without a result.", type="server_error")
 
@@ -202,7 +201,7 @@ async def _sse(
             if isinstance(event, Waiting):
                 yield SSE_KEEPALIVE
             elif event["type"] == "chunk":
-                yield sse(reply.chunk(event["text"]))
+                yield sse(reply.chunk(event["text"], tokens=event.get("tokens")))
             else:
                 finished = True
                 for data in _ending(reply, event, include_usage=include_usage):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+
 from webapp.accounts.tokens.models import PersonalToken
 from webapp.accounts.tokens.services import token_authenticate
 from webapp.catalog.models import AccessPolicy, LanguageModel
@@ -90,11 +92,25 @@ def _with_gate(refusal: str, model: LanguageModel, site: str) -> str:
 
 def api_call_start(*, caller: Caller, body: bytes, scope: str) -> tuple[Call, Started]:
     """Authenticate, check the body, access and the parameters, in that order (a bad
-    token is a 401 whatever the body), and create the call's generation."""
-    token = caller_token(caller=caller, scope=scope)
+    token is a 401 whatever the body), and create the call's generation.
+
+    The token's last use and the generation commit together (one commit per call); a
+    refused call still keeps its token's last use.
+    """
+    with transaction.atomic():
+        token = caller_token(caller=caller, scope=scope)
+        try:
+            with transaction.atomic():
+                return _start(caller=caller, body=body, scope=scope, user=token.user)
+        except ApiError as exc:
+            refused = exc
+    raise refused
+
+
+def _start(*, caller: Caller, body: bytes, scope: str, user: Any) -> tuple[Call, Started]:
     data = body_parse(body)
     call = chat_parse(data) if scope == "chat" else completion_parse(data)
-    model = _usable(user=token.user, slug=call.model, site=caller.site)
+    model = _usable(user=user, slug=call.model, site=caller.site)
     params = sampling_parse(
         call.raw,
         backend=model.backend,
@@ -102,10 +118,10 @@ def api_call_start(*, caller: Caller, body: bytes, scope: str) -> tuple[Call, St
         completion=bool(call.prompt),
     )
     try:
-        generation = _create(user=token.user, model=model, call=call, params=params)
+        generation = _create(user=user, model=model, call=call, params=params)
     except ApplicationError as exc:
         raise api_error_from(exc) from exc
-    return call, Started(str(generation.pk), generation.channel_group, token.user, model.slug)
+    return call, Started(str(generation.pk), generation.channel_group, user, model.slug)
 
 
 def _create(*, user: Any, model: LanguageModel, call: Call, params: dict[str, Any]) -> Generation:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ async def generation_follow(
     those in a row: a generation whose log is gone ends as it was saved.
     """
     layer = get_channel_layer()
+    await _keep_listening(layer)
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -74,6 +76,18 @@ async def generation_follow(
             await reader
         with contextlib.suppress(Exception):
             await asyncio.shield(layer.group_discard(group, channel))
+
+
+# One channel per event loop that stays subscribed: channels-redis' pub/sub layer pauses
+# its reader for 100 ms whenever nothing is subscribed, so a call arriving in a quiet
+# process would hear its first event that much later (measured: bench/api.py).
+_listening: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = weakref.WeakKeyDictionary()
+
+
+async def _keep_listening(layer: Any) -> None:
+    loop = asyncio.get_running_loop()
+    if loop not in _listening:
+        _listening[loop] = await layer.new_channel("api.listening.")
 
 
 async def _receive(layer: Any, channel: str, inbox: asyncio.Queue[dict[str, Any]]) -> None:

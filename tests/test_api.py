@@ -358,3 +358,36 @@ def test_a_client_that_leaves_a_raw_completion_stream_stops_it_at_the_server(
 def test_an_unknown_path_is_a_404_in_openais_shape(live_site):
     response = httpx.get(f"{live_site.url}/v1/embeddings")
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_url"
+
+
+def test_a_reply_that_breaks_off_mid_stream_raises_in_the_sdk(api, openai_model, inference):
+    inference.push({"fail_after": 3, "error": "CUDA out of memory"})
+    stream = ask(api, openai_model, stream=True)
+    with pytest.raises(openai.APIError) as failed:
+        list(stream)
+    assert failed.value.body["code"] == "backend_failed"
+    inference.push({"fail_after": 3, "error": "CUDA out of memory"})
+    with pytest.raises(openai.InternalServerError) as failed:
+        ask(api, openai_model)
+    assert failed.value.status_code == 502
+    assert Generation.objects.filter(status="failed").count() == 2
+
+
+def test_a_refused_call_still_records_the_tokens_last_use(live_site, api):
+    token, secret = token_create(user=UserFactory(), name="script", scopes=ALL_SCOPES)
+    with pytest.raises(openai.NotFoundError):
+        client_for(live_site, secret).chat.completions.create(
+            model="no-such-model", messages=[{"role": "user", "content": "Hi"}]
+        )
+    token.refresh_from_db()
+    assert token.last_used_at is not None and token.last_used_ip == "127.0.0.1"
+
+
+def test_an_api_call_counts_towards_the_users_tokens_on_the_model(api, openai_model):
+    from inference import relay
+    from webapp.generations.limits import tokens_key
+
+    completion = ask(api, openai_model)
+    user = Generation.objects.get().user
+    used = relay.sync_client().get(tokens_key(user.pk, openai_model.pk, time.time()))
+    assert int(used) == completion.usage.total_tokens

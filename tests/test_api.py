@@ -32,9 +32,18 @@ def client_for(live_site, secret: str) -> openai.OpenAI:
 
 @pytest.fixture
 def api(live_site, worker, inference):
-    """An SDK client whose token has every API scope, for a user of the scripted model."""
-    user = UserFactory()
-    return client_for(live_site, secret_for(user))
+    """An SDK client whose token has every API scope, for a user of the scripted model.
+
+    Afterwards, waits until the worker is done with every generation the test started
+    (saved and its slot given back), so none of its writes meets the tables' truncation.
+    """
+    yield client_for(live_site, secret_for(UserFactory()))
+    deadline = time.monotonic() + 15
+    for generation in Generation.objects.filter(started_at__isnull=False):
+        while f"generation {generation.pk} ended" not in worker.recent():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def ask(client, model, **fields):

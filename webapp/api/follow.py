@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -32,7 +32,7 @@ class Waiting:
 
 async def generation_follow(
     generation_id: str, group: str, *, ended: Ended
-) -> AsyncIterator[relay.LogEvent | Waiting]:
+) -> AsyncGenerator[relay.LogEvent | Waiting, None]:
     """Yield the generation's chunk events in order, then its done event.
 
     A ``Waiting`` comes every QUIET seconds while nothing happens (queued
@@ -58,8 +58,10 @@ async def generation_follow(
                 yield event
                 if event["type"] == "done":
                     return
-            pending = await _next(inbox, generation_id, last)
-            if pending is None:  # quiet: the log has anything an announcement missed
+            arrived = await _next(inbox, generation_id, last)
+            if arrived is not None:
+                pending = arrived
+            else:  # quiet: the log has anything an announcement missed
                 quiet += 1
                 pending = await relay.log_read(generation_id, after_seq=last)
                 if pending:
@@ -107,7 +109,7 @@ async def _next(
             message = await asyncio.wait_for(inbox.get(), left)
         except TimeoutError:
             return None
-        event = message.get("event") or {}
+        event: Any = message.get("event") or {}
         if event.get("type") not in ("chunk", "done") or event.get("generation") != generation_id:
             continue  # a queue position: nothing to relay
         if event["seq"] <= last:

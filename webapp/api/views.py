@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django import db
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from inference import relay
@@ -38,7 +39,7 @@ NO_KEY = (
     "using Bearer auth (Authorization: Bearer gh_…); create one in your account settings. "
     "A signed-in browser session is not accepted here."
 )
-View = Callable[..., Awaitable[HttpResponse]]
+View = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
 def database(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
@@ -64,7 +65,7 @@ def api_view(*methods: str) -> Callable[[View], View]:
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     response = ApiError(
@@ -106,16 +107,16 @@ async def model(request: HttpRequest, caller: calls.Caller, slug: str) -> HttpRe
 
 
 @api_view("POST")
-async def chat_completions(request: HttpRequest, caller: calls.Caller) -> HttpResponse:
+async def chat_completions(request: HttpRequest, caller: calls.Caller) -> HttpResponseBase:
     return await _complete(request, caller, scope="chat")
 
 
 @api_view("POST")
-async def completions(request: HttpRequest, caller: calls.Caller) -> HttpResponse:
+async def completions(request: HttpRequest, caller: calls.Caller) -> HttpResponseBase:
     return await _complete(request, caller, scope="completions")
 
 
-async def _complete(request: HttpRequest, caller: calls.Caller, *, scope: str) -> HttpResponse:
+async def _complete(request: HttpRequest, caller: calls.Caller, *, scope: str) -> HttpResponseBase:
     body = request.body
     call, started = await database(calls.api_call_start)(caller=caller, body=body, scope=scope)
     chat = scope == "chat"
@@ -140,7 +141,7 @@ async def _complete(request: HttpRequest, caller: calls.Caller, *, scope: str) -
     return response
 
 
-def _events(started: calls.Started) -> AsyncIterator[Any]:
+def _events(started: calls.Started) -> AsyncGenerator[Any, None]:
     async def ended() -> relay.DoneEvent | None:
         generation = await database(calls.api_call_outcome)(generation_id=started.generation_id)
         if generation is None or generation.is_active:
@@ -189,7 +190,7 @@ async def _sse(
     started: calls.Started,
     reply: Reply,
     head: list[Any],
-    events: AsyncIterator[Any],
+    events: AsyncGenerator[Any, None],
     *,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
@@ -210,7 +211,7 @@ async def _sse(
     finally:
         if not finished:  # the client went away (or the server is stopping)
             await asyncio.shield(_stop(started))
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 async def _chain(head: list[Any], events: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -9,6 +9,7 @@ at the inference server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
@@ -31,6 +32,7 @@ from .shapes import SSE_KEEPALIVE, Reply, finish_reason, model_list, model_objec
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+SAVED_TEXT = "saved_text"  # in an end read from the database: the text as saved
 # A stream's status waits for its first event this many quiet periods (5 s each): an
 # early refusal (a busy backend, a changed access) still gets its own status code.
 HEAD_WAITS = 2
@@ -118,7 +120,16 @@ async def completions(request: HttpRequest, caller: calls.Caller) -> HttpRespons
 
 async def _complete(request: HttpRequest, caller: calls.Caller, *, scope: str) -> HttpResponseBase:
     body = request.body
-    call, started = await database(calls.api_call_start)(caller=caller, body=body, scope=scope)
+    # Shielded: a client that leaves meanwhile must not leave a generation nobody stops.
+    starting = asyncio.ensure_future(
+        database(calls.api_call_start)(caller=caller, body=body, scope=scope)
+    )
+    try:
+        call, started = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await _stop((await starting)[1])
+        raise
     chat = scope == "chat"
     logprobs = not chat and call.raw.get("logprobs") is not None
     reply = Reply(started.generation_id, started.model, chat=chat, logprobs=logprobs)
@@ -146,16 +157,17 @@ def _events(started: calls.Started) -> AsyncGenerator[Any, None]:
         generation = await database(calls.api_call_outcome)(generation_id=started.generation_id)
         if generation is None or generation.is_active:
             return None
-        event: relay.DoneEvent = {
+        event: dict[str, Any] = {
             "type": "done",
             "generation": started.generation_id,
             "seq": 0,
             "status": generation.status,
             "stats": generation.stats(),
+            SAVED_TEXT: generation.text,  # the log is gone: the saved text is the whole text
         }
         if generation.error_code:
             event["error"] = {"code": generation.error_code, "detail": generation.error_detail}
-        return event
+        return event  # type: ignore[return-value]
 
     return generation_follow(started.generation_id, started.group, ended=ended)
 
@@ -171,7 +183,8 @@ async def _whole(events: AsyncIterator[Any], reply: Reply) -> HttpResponse:
             tokens += event.get("tokens", [])
             continue
         if event["status"] in ("done", "stopped"):
-            return JsonResponse(reply.whole("".join(text), event, tokens))
+            whole = event.get(SAVED_TEXT, "".join(text))
+            return JsonResponse(reply.whole(whole, event, tokens))
         return generation_failure(event.get("error")).response()
     raise ApiError(500, "The generation ended without a result.", type="server_error")
 
@@ -194,7 +207,7 @@ async def _sse(
     *,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    finished = False
+    finished, sent = False, 0
     try:
         if reply.chat:
             yield sse(reply.chunk())
@@ -202,9 +215,13 @@ async def _sse(
             if isinstance(event, Waiting):
                 yield SSE_KEEPALIVE
             elif event["type"] == "chunk":
+                sent += len(event["text"])
                 yield sse(reply.chunk(event["text"], tokens=event.get("tokens")))
             else:
                 finished = True
+                rest = event.get(SAVED_TEXT, "")[sent:]
+                if rest:
+                    yield sse(reply.chunk(rest))
                 for data in _ending(reply, event, include_usage=include_usage):
                     yield data
                 return

@@ -15,7 +15,7 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 
-.PHONY: install run test test-fast lint format bench bench-downloads drill clean
+.PHONY: install run test test-fast lint format bench bench-api bench-downloads drill clean
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ bench: install
 	$(PY) bench/relay.py
 
 # Serving a 1 GiB weight file: throughput next to cat, the web process's extra memory.
+bench-api: install
+	$(PY) bench/api.py
+
 bench-downloads: install
 	$(PY) bench/downloads.py
 

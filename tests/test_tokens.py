@@ -128,3 +128,28 @@ def test_revoking_twice_keeps_the_first_date(user):
     token, _ = token_create(user=user, name="laptop", scopes=["downloads"])
     first = token_revoke(user=user, token_id=token.pk).revoked_at
     assert token_revoke(user=user, token_id=token.pk).revoked_at == first
+
+
+def test_a_token_for_the_api_is_created_with_its_scopes_and_listed_with_them(client, user):
+    client.force_login(user)
+    form = client.get("/accounts/tokens/").content.decode()
+    for scope in ("downloads", "chat", "completions", "models"):
+        assert f'value="{scope}"' in form
+    assert "http://testserver/v1/" in form  # the base_url the SDK takes
+    response = _create(client, name="notebook", scopes=["chat", "models"])
+    assert response.status_code == 200
+    token = PersonalToken.objects.get(user=user)
+    assert token.scopes == ["chat", "models"]
+    row = re.search(rf'<tr data-token="{token.pk}">.*?</tr>', response.content.decode(), re.S)
+    assert "chat" in row.group(0) and "models" in row.group(0)
+    assert "downloads" not in row.group(0)
+
+
+def test_a_token_opens_only_its_scopes(user):
+    _, secret = token_create(user=user, name="chat only", scopes=["chat"])
+    assert token_authenticate(secret=secret, scope="chat").user == user
+    for scope in ("downloads", "completions", "models"):
+        with pytest.raises(TokenRefused) as refused:
+            token_authenticate(secret=secret, scope=scope)
+        assert refused.value.code == "missing_scope"
+        assert f"the {scope} scope" in refused.value.detail

@@ -13,6 +13,9 @@ from webapp.core.models import BaseModel
 
 class Scope(models.TextChoices):
     DOWNLOADS = "downloads", "Downloads: weight files and the Hub-compatible download API"
+    CHAT = "chat", "Chat: the API's chat completions (/v1/chat/completions)"
+    COMPLETIONS = "completions", "Completions: the API's raw text completions (/v1/completions)"
+    MODELS = "models", "Models: list the models you may use through the API (/v1/models)"
 
 
 class PersonalToken(BaseModel):
@@ -23,7 +26,10 @@ class PersonalToken(BaseModel):
     # The token's first characters after "gh_": public, unique, how a token is found and shown.
     lookup = models.CharField(max_length=16, unique=True)
     digest = models.CharField(max_length=64, help_text="SHA-256 of the whole secret, in hex.")
-    scopes = models.JSONField(default=list)
+    scopes = models.JSONField(
+        default=list,
+        help_text="What the token opens: downloads, chat, completions, models (Scope).",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

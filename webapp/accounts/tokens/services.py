@@ -116,7 +116,11 @@ def token_authenticate(*, secret: str, scope: str, ip: str | None = None) -> Per
     if not token.user.is_active:
         raise TokenRefused("The account this personal token belongs to is deactivated.")
     if scope not in token.scopes:
-        raise TokenRefused(f"This personal token does not have the {scope} scope.")
+        raise TokenRefused(
+            f"This personal token does not have the {scope} scope: create a token with it "
+            "in your account settings.",
+            code="missing_scope",
+        )
     PersonalToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
     token.last_used_at, token.last_used_ip = now, ip
     return token

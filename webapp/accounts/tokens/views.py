@@ -18,7 +18,12 @@ from .forms import TokenForm
 def _page(
     request: HttpRequest, form: TokenForm, status: int = 200, **extra: object
 ) -> HttpResponse:
-    context = {"form": form, "tokens": selectors.token_list(user=request.user), **extra}
+    context = {
+        "form": form,
+        "tokens": selectors.token_list(user=request.user),
+        "api_base": request.build_absolute_uri("/v1/"),
+        **extra,
+    }
     return render(request, "accounts/tokens.html", context, status=status)
 
 

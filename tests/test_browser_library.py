@@ -149,3 +149,33 @@ def test_the_sidebar_loads_more_on_scroll_and_deletes_with_undo_and_pins(
         "Chat number 0"
     )
     assert Conversation.objects.filter(user=member, deleted_at__isnull=True).count() == 45
+
+
+def test_a_long_conversation_shows_its_earlier_messages_as_the_reader_scrolls_up(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Long one")
+    parent = None
+    for i in range(60):
+        parent = MessageFactory(conversation=conversation, parent=parent, content=f"question {i}")
+        parent = reply_factory(conversation=conversation, parent=parent, text=f"**answer {i}**")
+    sign_in(page, live_site, member.email)
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+
+    messages = page.locator("#messages .message")
+    expect(messages.last).to_contain_text("answer 59")
+    expect(page.locator("#messages-earlier")).to_have_text("Show 60 earlier messages")
+    expect(page.locator("#messages")).not_to_contain_text("question 0")
+
+    for _ in range(3):  # each batch comes as the top scrolls into view
+        page.eval_on_selector("#chat-scroll", "el => { el.scrollTop = 0; }")
+        page.wait_for_timeout(200)
+    expect(page.locator("#messages-earlier")).to_be_hidden()
+    expect(messages).to_have_count(120)
+    expect(messages.first).to_contain_text("question 0")
+    expect(messages.nth(1).locator(".message-content strong")).to_have_text("answer 0")

@@ -179,3 +179,33 @@ def test_a_long_conversation_shows_its_earlier_messages_as_the_reader_scrolls_up
     expect(messages).to_have_count(120)
     expect(messages.first).to_contain_text("question 0")
     expect(messages.nth(1).locator(".message-content strong")).to_have_text("answer 0")
+
+
+def test_a_search_hit_on_a_hidden_branch_shows_that_branch_after_a_reload_too(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Forked")
+    first = MessageFactory(conversation=conversation, content="Which whale?")
+    hidden = reply_factory(conversation=conversation, parent=first, text="The **narwhal**.")
+    edited = MessageFactory(conversation=conversation, content="Which fish?")
+    shown = reply_factory(conversation=conversation, parent=edited, text="The salmon.")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=shown)
+    sign_in(page, live_site, member.email)
+
+    page.fill("#sidebar-search-input", "narwhal")
+    page.locator("#search-hits a").first.click()
+    expect(page).to_have_url(re.compile(rf"/c/{conversation.pk}/\?m={hidden.pk}"))
+    match = page.locator(f".message[data-id='{hidden.pk}']")
+    expect(match).to_have_class(re.compile("message-found"))
+    expect(match.locator("strong")).to_have_text("narwhal")
+    expect(page.locator("#messages")).not_to_contain_text("salmon")
+    question = page.locator("#messages .message").first
+    expect(question.locator(".branch-position")).to_have_text("1/2")
+
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+    expect(page.locator("#messages")).to_contain_text("narwhal")

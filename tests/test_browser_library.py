@@ -209,3 +209,49 @@ def test_a_search_hit_on_a_hidden_branch_shows_that_branch_after_a_reload_too(
 
     page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
     expect(page.locator("#messages")).to_contain_text("narwhal")
+
+
+def test_rename_in_place_saves_on_enter_and_cancels_on_escape(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Old name")
+    MessageFactory(conversation=conversation, content="hello")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, live_site, member.email)
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+    item = page.locator("#conversation-list li.conversation-item").first
+    field = item.locator("input.conversation-rename")
+
+    _open_menu(page, "rename")
+    expect(field).to_be_focused()
+    expect(field).to_have_value("Old name")
+    field.fill("Trip to Norway")
+    field.press("Enter")
+    expect(field).to_have_count(0)
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+    expect(page.locator("#chat-title")).to_have_text("Trip to Norway")
+
+    _open_menu(page, "rename")
+    field.fill("Not this")
+    field.press("Escape")
+    expect(field).to_have_count(0)
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+
+    _open_menu(page, "rename")
+    field.fill("   ")
+    field.press("Enter")
+    expect(page.locator("#sidebar-toast")).to_be_visible()
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+
+    page.reload()
+    expect(page.locator("#conversation-list .conversation-title").first).to_have_text(
+        "Trip to Norway"
+    )
+    conversation.refresh_from_db()
+    assert conversation.title == "Trip to Norway" and dialogs == []

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -131,6 +132,7 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     location /_weights/ {{ internal; alias {root}/; }}
+    location /_direct/ {{ alias {root}/; }}
     location / {{ proxy_pass http://127.0.0.1:{upstream}; proxy_set_header Host $http_host; }}
   }}
 }}
@@ -194,6 +196,7 @@ def main() -> None:
         figures: dict = {"mib": args.mib, "bytes": size, "command": " ".join(sys.argv)}
         figures["cat_seconds"] = [time_cat(path) for _ in range(args.runs)]
 
+        figures["sendfile"] = measure_sendfile(path, size, args.runs, env)
         bare, bare_url = uvicorn("bare", "bench.bare_asgi:app", env)
         processes.append(bare)
         figures["bare"] = measure(bare, bare_url + "/", size, args.runs)
@@ -209,11 +212,32 @@ def main() -> None:
         if front is not None:
             processes.append(front[0])
             figures["accel"] = measure(accel, front[1] + link, size, args.runs)
+            direct = f"{front[1]}/_direct/{path.name}"
+            figures["nginx"] = measure(front[0], direct, size, args.runs)
         report(figures)
     finally:
         for process in reversed(processes):
             process.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def measure_sendfile(path: Path, size: int, runs: int, env: dict[str, str]) -> dict:
+    """The loopback ceiling: a bare server that only calls ``os.sendfile``."""
+    port = free_port()
+    command = [sys.executable, str(ROOT / "bench" / "bare_sendfile.py"), str(path), str(port)]
+    process = Process("sendfile", command, env, VAR / "downloads-sendfile.log")
+    process.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return measure(process, f"http://127.0.0.1:{port}/", size, runs)
+    finally:
+        process.stop()
 
 
 def wait_ready(process: Process, url: str, timeout: float = 30.0) -> None:
@@ -259,6 +283,8 @@ def report(figures: dict) -> None:
     print(f"file: {figures['mib']} MiB, medians of {len(figures['cat_seconds'])} runs")
     print(f"{'cat FILE > /dev/null':44} {cat:7.0f} MiB/s")
     rows = [
+        ("sendfile", "a bare os.sendfile server (loopback ceiling)"),
+        ("nginx", "nginx alone, the file from disk (sendfile)"),
         ("bare", "uvicorn alone, from memory (its ceiling)"),
         ("stream", "through the app, streamed by uvicorn"),
         ("accel", "through the app, nginx X-Accel-Redirect"),

@@ -3,6 +3,10 @@
 Tokens are coalesced into chunks (the first token goes out at once, then at
 most one chunk per flush interval or per N tokens), so the per-token work is
 one list append; Redis and the channel layer see one write per chunk.
+
+A generation with token details asked for (``SamplingParams.alternatives``)
+carries them in its chunks (``tokens``: each token's text, logprob and top
+alternatives) and in its outcome, to be saved with it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Literal
 
 from . import relay, runtime
 from .backends import (
+    Backend,
     BackendError,
     BackendTimeout,
     ChatMessage,
@@ -29,6 +34,7 @@ from .backends import (
     backend_for,
 )
 from .params import SamplingParams
+from .relay import TokenDetail
 
 Status = Literal["done", "stopped", "failed", "interrupted"]
 INTERNAL_ERROR_DETAIL = "Something went wrong while relaying this reply. Regenerate to try again."
@@ -66,6 +72,7 @@ class Job:
     messages: list[ChatMessage]
     params: SamplingParams
     model_id: str = ""  # the catalog's id of the model: whose fair queue it came from
+    prompt: str = ""  # a raw prompt to continue, in place of chat messages
 
 
 # What a `done` frame and a saved generation report of how it went (besides the model id).
@@ -94,6 +101,7 @@ class Outcome:
     error_code: str = ""
     error_detail: str = ""
     token_count: int = field(default=0, repr=False)
+    tokens: list[TokenDetail] = field(default_factory=list, repr=False)  # when asked for
 
     def stats(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in STAT_FIELDS}, "model_id": self.model_id}
@@ -113,6 +121,8 @@ class Generation:
         self.publisher = relay.Publisher(job.generation_id, job.group)
         self.outcome = Outcome()
         self._pending: list[str] = []
+        self._pending_tokens: list[TokenDetail] = []
+        self._details = job.params.alternatives is not None
         self._last_flush = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -167,7 +177,7 @@ class Generation:
     async def _read(self, started: float) -> None:
         limits = self.limits
         backend = backend_for(self.job.endpoint, timeouts=Timeouts(limits.connect, limits.total))
-        events = backend.stream(self.job.messages, self.job.params)
+        events = self._events(backend)
         try:
             timeout = limits.first_token
             while (event := await _next(events, timeout)) is not None:
@@ -175,13 +185,18 @@ class Generation:
                     if self.outcome.time_to_first_token_ms is None:
                         self.outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
                         timeout = limits.idle
-                    await self._add(event.text)
+                    await self._add(event)
                 elif isinstance(event, Rendered):
                     self.outcome.rendered_prompt = event.text
                 elif isinstance(event, Finish):
                     self._apply_finish(event)
         finally:
             await events.aclose()  # type: ignore[attr-defined]
+
+    def _events(self, backend: Backend) -> AsyncIterator[Event]:
+        if self.job.prompt:
+            return backend.complete(self.job.prompt, self.job.params)
+        return backend.stream(self.job.messages, self.job.params)
 
     def _apply_finish(self, event: Finish) -> None:
         self.outcome.finish_reason = event.reason
@@ -191,8 +206,10 @@ class Generation:
         self.outcome.revision = event.revision
         self.outcome.system_fingerprint = event.system_fingerprint
 
-    async def _add(self, text: str) -> None:
-        self._pending.append(text)
+    async def _add(self, token: Token) -> None:
+        self._pending.append(token.text)
+        if self._details:
+            self._pending_tokens.append(token_detail(token))
         self.outcome.token_count += 1
         due = self._last_flush + self.limits.flush_interval - time.monotonic()
         if due <= 0 or len(self._pending) >= self.limits.flush_tokens:
@@ -208,12 +225,14 @@ class Generation:
         if not self._pending:
             return
         text, self._pending = "".join(self._pending), []
+        tokens, self._pending_tokens = self._pending_tokens, []
+        self.outcome.tokens.extend(tokens)
         self._last_flush = time.monotonic()
         # Numbered here, before any await: the outcome's text is the numbered chunks, and a
         # shielded coroutine only starts on the loop's next turn. Shielded: a stop must not
         # cut a write in half. A write that fails (Redis away) stays with the publisher,
         # and the next one carries it.
-        self.publisher.add_chunk(text)
+        self.publisher.add_chunk(text, tokens=tokens or None)
         await asyncio.shield(self.publisher.sync())
 
     async def _beat(self) -> None:
@@ -232,6 +251,18 @@ class Generation:
             if streaming > 0:
                 outcome.tokens_per_second = round(outcome.generated_tokens / streaming, 2)
             outcome.time_to_first_token_ms = round(outcome.time_to_first_token_ms, 1)
+
+
+LOGPROB_DIGITS = 4
+
+
+def token_detail(token: Token) -> TokenDetail:
+    """Return a token's details as chunk frames carry them."""
+    logprob = None if token.logprob is None else round(token.logprob, LOGPROB_DIGITS)
+    top: list[relay.Alternative] = [
+        {"text": t.text, "logprob": round(t.logprob, LOGPROB_DIGITS)} for t in token.top
+    ]
+    return {"text": token.text, "logprob": logprob, "top": top}
 
 
 async def _next(events: AsyncIterator[Event], timeout: float) -> Event | None:

@@ -35,11 +35,26 @@ END_PATIENCE = 30.0  # seconds an end is retried while Redis is away
 logger = logging.getLogger(__name__)
 
 
+class Alternative(TypedDict):
+    text: str
+    logprob: float
+
+
+class TokenDetail(TypedDict):
+    """One generated token, when token details were asked for: its text, its log
+    probability, and the most likely alternatives (best first)."""
+
+    text: str
+    logprob: float | None
+    top: list[Alternative]
+
+
 class ChunkEvent(TypedDict):
     type: Literal["chunk"]
     generation: str
     seq: int
     text: str
+    tokens: NotRequired[list[TokenDetail]]  # the chunk's tokens, when details were asked for
 
 
 class DoneEvent(TypedDict):
@@ -160,11 +175,17 @@ class Publisher:
         self.add_chunk(text)
         return await self.sync()
 
-    def add_chunk(self, text: str) -> None:
+    def add_chunk(self, text: str, *, tokens: list[TokenDetail] | None = None) -> None:
         """Number the next chunk (it is in ``text()`` at once); ``sync()`` writes it."""
-        self.events.append(
-            {"type": "chunk", "generation": self.generation_id, "seq": self.seq + 1, "text": text}
-        )
+        event: ChunkEvent = {
+            "type": "chunk",
+            "generation": self.generation_id,
+            "seq": self.seq + 1,
+            "text": text,
+        }
+        if tokens:
+            event["tokens"] = tokens
+        self.events.append(event)
 
     async def done(
         self,

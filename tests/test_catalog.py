@@ -60,6 +60,37 @@ def test_load_models_creates_then_updates_without_duplicates(models_file, monkey
     assert LanguageModel.objects.get(slug="vicuna").display_name == "vicuna"
 
 
+def test_an_environment_variable_in_the_file_is_only_ever_a_string(models_file, monkeypatch):
+    # Substituted before parsing, this would have made vicuna's key a new field of the model.
+    monkeypatch.setenv("TEST_TGI_KEY", "k\n    access_policy: public")
+    call_command("load_models", str(models_file))
+
+    llama = LanguageModel.objects.get(slug="llama-7b")
+    assert llama.access_policy == "gated"
+    key = ModelEndpoint.objects.get(model=llama, url="http://tgi-1:8080").api_key
+    assert key == "k\n    access_policy: public"
+
+
+def test_the_file_sets_an_endpoints_capacity_and_a_file_without_it_keeps_the_admins(models_file):
+    with_capacity = YAML.replace(
+        "      - http://tgi-2:8080\n", "      - {url: http://tgi-2:8080, max_concurrent: 4}\n"
+    )
+    models_file.write_text(with_capacity)
+    call_command("load_models", str(models_file))
+    endpoint = ModelEndpoint.objects.get(url="http://tgi-2:8080")
+    assert endpoint.max_concurrent == 4
+
+    ModelEndpoint.objects.filter(pk=endpoint.pk).update(max_concurrent=6)  # set in the admin
+    models_file.write_text(YAML)
+    call_command("load_models", str(models_file))
+    endpoint.refresh_from_db()
+    assert endpoint.max_concurrent == 6
+
+    models_file.write_text(with_capacity.replace("max_concurrent: 4", "max_concurrent: lots"))
+    with pytest.raises(CommandError, match=r"endpoints\[1\]\.max_concurrent: "):
+        call_command("load_models", str(models_file))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -67,6 +98,10 @@ def test_load_models_creates_then_updates_without_duplicates(models_file, monkey
         (("top_p: 0.95", "top_p: 1.0"), "top_p must be greater than 0 and less than 1"),
         (("access_policy: public", "access_policy: everyone"), "access_policy: must be one of"),
         (("endpoints: [http://vllm:8000/v1]", "endpoints: [ftp://x]"), r"endpoints\[0\]\.url: "),
+        (
+            ("endpoints: [http://vllm:8000/v1]", "endpoints: [http://me:pw@vllm:8000/v1]"),
+            r"endpoints\[0\]\.url: Leave credentials out of the URL",
+        ),
         (("slug: vicuna", "slug: Vicuna 13B"), "use lowercase letters"),
         (("models:", "modelz:"), "list of models"),
     ],

@@ -79,3 +79,100 @@ def test_every_controls_bounds_are_accepted_and_one_step_beyond_is_refused(backe
                 params_parse(
                     {control.name: round(bound + outside, 6)}, backend=backend, context_length=4096
                 )
+
+
+@pytest.mark.parametrize("backend", ["tgi", "openai"])
+def test_every_completion_controls_bounds_are_accepted_and_one_step_beyond_is_refused(backend):
+    for control in params_controls(backend, context_length=4096, completion=True):
+        for bound, outside in ((control.min, -control.step), (control.max, control.step)):
+            if bound is None:
+                continue
+            params_parse(
+                {control.name: bound}, backend=backend, context_length=4096, completion=True
+            )
+            with pytest.raises(ParamsError):
+                params_parse(
+                    {control.name: round(bound + outside, 6)},
+                    backend=backend,
+                    context_length=4096,
+                    completion=True,
+                )
+
+
+@pytest.mark.parametrize(
+    ("backend", "params", "message"),
+    [
+        ("tgi", {"typical_p": 1.0}, "typical_p must be greater than 0 and less than 1"),
+        ("tgi", {"frequency_penalty": -2.5}, "frequency_penalty must be at least -2"),
+        ("tgi", {"top_n_tokens": 6}, "top_n_tokens must be at least 0 and at most 5"),
+        ("tgi", {"truncate": 4096}, "truncate must be below the model's context length"),
+        ("tgi", {"watermark": "yes"}, "watermark must be true or false"),
+        ("tgi", {"grammar": {"type": "xml", "value": "<a/>"}}, 'grammar type must be "json"'),
+        ("tgi", {"grammar": {"type": "regex", "value": "(a"}}, "the regex is not valid"),
+        ("tgi", {"grammar": {"type": "json", "value": "{oops"}}, "not valid JSON"),
+        ("tgi", {"grammar": {"type": "json", "value": []}}, "a non-empty JSON object"),
+        ("tgi", {"logprobs": 2}, "Unknown sampling parameter(s): logprobs"),
+        ("openai", {"logprobs": 6}, "logprobs must be at least 0 and at most 5"),
+        (
+            "openai",
+            {"presence_penalty": 2.01},
+            "presence_penalty must be at least -2 and at most 2",
+        ),
+        ("openai", {"grammar": {"type": "regex", "value": "a"}}, "Unknown sampling parameter"),
+        ("openai", {"stop": ["a", "b", "c", "d", "e"]}, "stop takes at most 4 sequences"),
+    ],
+)
+def test_out_of_range_completion_parameters_are_refused_with_a_clear_reason(
+    backend, params, message
+):
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        params_parse(params, backend=backend, context_length=4096, completion=True)
+
+
+def test_the_chat_set_does_not_take_completion_parameters():
+    with pytest.raises(ParamsError, match="Unknown sampling parameter"):
+        params_parse({"top_n_tokens": 2}, backend="tgi")
+
+
+def test_completion_parameters_map_to_each_protocol():
+    tgi = params_parse(
+        {
+            "do_sample": False,
+            "temperature": 0.8,
+            "typical_p": 0.5,
+            "frequency_penalty": -1.0,
+            "top_n_tokens": 3,
+            "details": True,
+            "watermark": True,
+            "truncate": 100,
+            "grammar": {"type": "json", "value": '{"type": "object"}'},
+        },
+        backend="tgi",
+        completion=True,
+    )
+    assert params_to_tgi(tgi) == {
+        "max_new_tokens": 512,
+        "do_sample": False,  # as asked, though temperature alone would turn it on
+        "stop_sequences": [],
+        "temperature": 0.8,
+        "typical_p": 0.5,
+        "frequency_penalty": -1.0,
+        "truncate": 100,
+        "watermark": True,
+        "grammar": {"type": "json", "value": {"type": "object"}},
+        "top_n_tokens": 3,
+    }
+    assert tgi.alternatives == 3
+    openai = params_parse(
+        {"max_new_tokens": 8, "presence_penalty": 0.5, "logprobs": 0},
+        backend="openai",
+        completion=True,
+    )
+    assert params_to_openai(openai, completion=True) == {
+        "max_tokens": 8,
+        "presence_penalty": 0.5,
+        "logprobs": 0,
+    }
+    assert openai.alternatives == 0  # each token's own logprob, no alternatives
+    assert params_parse({}, backend="openai", completion=True).alternatives is None
+    assert params_parse(tgi.as_dict(), backend="tgi", completion=True) == tgi  # saved, read back

@@ -22,6 +22,7 @@ urlpatterns = [
     path("v1/", include("webapp.api.urls")),
     path("compare/", include("webapp.arena.compare.urls")),
     path("arena/", include("webapp.arena.battles.urls")),
+    path("leaderboard/", include("webapp.arena.battles.leaderboard_urls")),
     path("playground/", include("webapp.playground.urls")),
     path("", include("webapp.access.urls")),
     path("", include("webapp.weights.hub_urls")),

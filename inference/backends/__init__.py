@@ -19,6 +19,7 @@ docs/protocol.md lists.
 from __future__ import annotations
 
 from .base import (
+    Alternative,
     Backend,
     BackendError,
     BackendFailed,
@@ -50,6 +51,7 @@ def backend_for(endpoint: Endpoint, *, timeouts: Timeouts) -> Backend:
 
 
 __all__ = [
+    "Alternative",
     "Backend",
     "BackendError",
     "BackendFailed",

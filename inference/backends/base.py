@@ -40,8 +40,21 @@ class Timeouts:
 
 
 @dataclass(frozen=True, slots=True)
-class Token:
+class Alternative:
+    """A token the model might have chosen instead, with its log probability."""
+
     text: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """The next piece of text; with token details asked for (``SamplingParams.alternatives``),
+    also its log probability and the most likely alternatives (best first)."""
+
+    text: str
+    logprob: float | None = None
+    top: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,9 +78,18 @@ Event = Token | Rendered | Finish
 
 
 class Backend(Protocol):
-    def stream(
-        self, messages: list[ChatMessage], params: SamplingParams
-    ) -> AsyncIterator[Event]: ...
+    def stream(self, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Event]:
+        """Stream the reply to chat ``messages`` (the model's chat template applied)."""
+        ...
+
+    def complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Event]:
+        """Stream the continuation of a raw ``prompt``: no chat template."""
+        ...
+
+    async def render(self, messages: list[ChatMessage]) -> str | None:
+        """Return the prompt the model's chat template makes of ``messages``, or None
+        where the server cannot say."""
+        ...
 
 
 class BackendError(Exception):

@@ -2,7 +2,8 @@
 
 The SDK sends the request (base URL, authentication, timeouts) and maps HTTP
 errors to its exceptions. The body is built here and sent through the
-client's ``post``, not ``chat.completions.create``: on this machine ``create``
+client's ``post``, not ``chat.completions.create`` (nor ``completions.create``
+for a raw completion): on this machine ``create``
 spent 3.4 to 7 ms of the worker's shared loop preparing a 20-message request,
 ``post`` 0.1 ms over a bare httpx request. The stream's lines are read raw and
 parsed with ``json``, since building the SDK's models for every token costs
@@ -15,7 +16,8 @@ import asyncio
 import contextlib
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import openai
@@ -23,6 +25,7 @@ import openai
 from inference.params import SamplingParams, params_to_openai
 
 from .base import (
+    Alternative,
     BackendError,
     BackendFailed,
     BackendTimeout,
@@ -72,22 +75,35 @@ class OpenAIBackend:
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[Event]:
+        async for event in self._post("/chat/completions", {"messages": messages}, params):
+            yield event
+
+    async def complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Event]:
+        async for event in self._post("/completions", {"prompt": prompt}, params):
+            yield event
+
+    async def render(self, messages: list[ChatMessage]) -> str | None:
+        return None  # the OpenAI protocol has no route that renders the chat template
+
+    async def _post(
+        self, path: str, given: dict[str, Any], params: SamplingParams
+    ) -> AsyncIterator[Event]:
         client = self._client()
+        completion = path == "/completions"
         try:
             body = {
                 "model": self.model or await _served_model(client),
-                "messages": messages,
+                **given,
                 "stream": True,
                 "stream_options": {"include_usage": True},
-                **params_to_openai(params),
+                **params_to_openai(params, completion=completion),
             }
-            response = await client.post(
-                "/chat/completions", body=body, cast_to=httpx.Response, stream=True
-            )
+            response = await client.post(path, body=body, cast_to=httpx.Response, stream=True)
         except Exception as exc:
             raise _opening_error(exc) from exc
+        pieces = _completion_tokens if completion else _chat_tokens
         try:
-            async for event in _events(response.aiter_lines()):
+            async for event in _events(response.aiter_lines(), pieces):
                 yield event
         except BackendError:
             raise
@@ -115,7 +131,51 @@ async def _served_model(client: openai.AsyncOpenAI) -> str:
     return _served[url]
 
 
-async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
+def _chat_tokens(choice: dict[str, Any]) -> list[Token]:
+    content = (choice.get("delta") or {}).get("content")
+    return [Token(content)] if content else []
+
+
+def _completion_tokens(choice: dict[str, Any]) -> list[Token]:
+    """Return a completion chunk's text, one Token per token when it carries logprobs.
+
+    A chunk's ``logprobs`` lists its tokens, their logprobs and, per token, the
+    top alternatives as a map from text to logprob.
+    """
+    text = choice.get("text") or ""
+    logprobs = choice.get("logprobs") or {}
+    tokens = logprobs.get("tokens") or []
+    if not tokens:
+        return [Token(text)] if text else []
+    values = logprobs.get("token_logprobs") or []
+    tops = logprobs.get("top_logprobs") or []
+    found = [
+        Token(
+            str(token),
+            _float(values[i] if i < len(values) else None),
+            _ranked(tops[i] if i < len(tops) else None),
+        )
+        for i, token in enumerate(tokens)
+    ]
+    if "".join(t.text for t in found) != text:  # a server that splits text and tokens apart
+        return [Token(text, found[0].logprob, found[0].top)] if text else []
+    return [t for t in found if t.text]
+
+
+def _ranked(top: object) -> tuple[Alternative, ...]:
+    if not isinstance(top, dict):
+        return ()
+    pairs = [(str(k), v) for k, v in top.items() if isinstance(v, int | float)]
+    return tuple(Alternative(k, float(v)) for k, v in sorted(pairs, key=lambda kv: -kv[1]))
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+async def _events(
+    lines: AsyncIterator[str], pieces: Callable[[dict[str, Any]], list[Token]]
+) -> AsyncIterator[Event]:
     reason, model_id, fingerprint = "", "", ""
     for_usage: Finish | None = None
     async for line in lines:
@@ -130,8 +190,8 @@ async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
         model_id = chunk.get("model") or model_id
         fingerprint = chunk.get("system_fingerprint") or fingerprint
         if choices := chunk.get("choices"):
-            if content := (choices[0].get("delta") or {}).get("content"):
-                yield Token(content)
+            for token in pieces(choices[0]):
+                yield token
             reason = choices[0].get("finish_reason") or reason
         if usage := chunk.get("usage"):
             for_usage = Finish(

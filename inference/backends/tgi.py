@@ -2,7 +2,8 @@
 
 The client's ``chat(stream=True)`` cannot read current TGI chat chunks, so the
 prompt is rendered with the model's own chat template by TGI (``/chat_tokenize``)
-and streamed from ``/`` as the client's ``generate_stream`` does. The request is
+and streamed from ``/`` as the client's ``generate_stream`` does. A raw
+completion streams its prompt as it is from ``/generate_stream``. The request is
 sent here, through aiohttp like the client, because the client keeps only the
 body of an error and drops its status: a 500 and an error event mid-stream both
 reach it as a ``GenerationError``. Its ``Request`` builds the body and its
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
@@ -23,6 +25,7 @@ from text_generation.types import Parameters, Request, StreamResponse
 from inference.params import SamplingParams, params_to_tgi
 
 from .base import (
+    Alternative,
     BackendError,
     BackendFailed,
     BackendTimeout,
@@ -57,28 +60,55 @@ class TGIBackend:
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams
     ) -> AsyncIterator[Event]:
-        async with aiohttp.ClientSession(headers=self.headers, read_bufsize=READ_BUFFER) as session:
+        async with self._session() as session:
             prompt, prompt_tokens = await self._render(session, messages)
             yield Rendered(prompt)
-            body = _request_body(prompt, params)
-            timeout = aiohttp.ClientTimeout(
-                total=self.timeouts.total, connect=self.timeouts.connect
+            async for event in self._generate(session, "", prompt, params, prompt_tokens):
+                yield event
+
+    async def complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Event]:
+        async with self._session() as session:
+            async for event in self._generate(session, "/generate_stream", prompt, params, None):
+                yield event
+
+    async def render(self, messages: list[ChatMessage]) -> str | None:
+        async with self._session() as session:
+            body = await self._metadata(
+                session, "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
             )
-            finished = False
-            async with self._open(session, "POST", "", json=body, timeout=timeout) as response:
-                async for event in _events(response):
-                    if not event.token.special:
-                        yield Token(event.token.text)
-                    if event.details is not None:
-                        finished = True
-                        model_id, revision = await self._model_id(session)
-                        yield Finish(
-                            reason=str(event.details.finish_reason.value),
-                            prompt_tokens=prompt_tokens,
-                            generated_tokens=event.details.generated_tokens,
-                            model_id=model_id,
-                            revision=revision,
-                        )
+        return None if body is None else str(body.get("templated_text", ""))
+
+    def _session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(headers=self.headers, read_bufsize=READ_BUFFER)
+
+    async def _generate(
+        self,
+        session: aiohttp.ClientSession,
+        path: str,
+        prompt: str,
+        params: SamplingParams,
+        prompt_tokens: int | None,
+    ) -> AsyncIterator[Event]:
+        """Stream ``prompt``'s continuation from ``path`` (``/`` and ``/generate_stream``
+        answer alike), ending with the Finish the last event's details make."""
+        body = _request_body(prompt, params)
+        timeout = aiohttp.ClientTimeout(total=self.timeouts.total, connect=self.timeouts.connect)
+        wanted = params.alternatives
+        finished = False
+        async with self._open(session, "POST", path, json=body, timeout=timeout) as response:
+            async for event, details in _events(response):
+                if not event.token.special:
+                    yield _token(event, wanted)
+                if event.details is not None:
+                    finished = True
+                    model_id, revision = await self._model_id(session)
+                    yield Finish(
+                        reason=str(event.details.finish_reason.value),
+                        prompt_tokens=prompt_tokens or details.get("input_length"),
+                        generated_tokens=event.details.generated_tokens,
+                        model_id=model_id,
+                        revision=revision,
+                    )
         if not finished:
             raise unfinished_error()
 
@@ -147,18 +177,42 @@ class TGIBackend:
 
 
 def _request_body(prompt: str, params: SamplingParams) -> dict:
-    """Return the body ``generate_stream`` would send, checked by the client's types."""
+    """Return the body ``generate_stream`` would send, checked by the client's types.
+
+    The client's types refuse a frequency_penalty at or below 0, which TGI takes
+    from -2 to 2 (``inference.params`` checks that range): it is added after them.
+    """
     kwargs = params_to_tgi(params)
     kwargs["stop"] = kwargs.pop("stop_sequences", [])
+    frequency_penalty = kwargs.pop("frequency_penalty", None)
     try:
         parameters = Parameters(best_of=None, details=True, decoder_input_details=False, **kwargs)
-        return Request(inputs=prompt, stream=True, parameters=parameters).dict()
+        body = Request(inputs=prompt, stream=True, parameters=parameters).model_dump(mode="json")
     except (ValidationError, tgi_errors.ValidationError) as exc:
         raise rejected_error(server_reason(str(exc).splitlines()[0])) from exc
+    if frequency_penalty is not None:
+        body["parameters"]["frequency_penalty"] = frequency_penalty
+    return body
 
 
-async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[StreamResponse]:
-    """Yield the stream's token events; raise the error an error event carries."""
+def _token(event: StreamResponse, wanted: int | None) -> Token:
+    """Return the event's token, with its logprob and ``wanted`` alternatives if asked."""
+    if wanted is None:
+        return Token(event.token.text)
+    ranked = sorted(
+        (t for t in event.top_tokens or () if t.logprob is not None),
+        key=lambda t: -(t.logprob or 0.0),
+    )
+    top = tuple(Alternative(t.text, float(t.logprob or 0.0)) for t in ranked[:wanted])
+    return Token(event.token.text, event.token.logprob, top)
+
+
+async def _events(
+    response: aiohttp.ClientResponse,
+) -> AsyncIterator[tuple[StreamResponse, dict[str, Any]]]:
+    """Yield the stream's token events, each with its details as sent (TGI's newer fields,
+    such as ``input_length``, are not in the client's types); raise the error an error
+    event carries."""
     try:
         async for line in response.content:
             if not line.startswith(b"data:"):
@@ -166,7 +220,7 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[StreamRespo
             payload = json.loads(line[5:])
             if "token" not in payload and "error" in payload:
                 raise event_error(payload)
-            yield StreamResponse(**payload)
+            yield StreamResponse(**payload), payload.get("details") or {}
     except BackendError:
         raise
     except (aiohttp.ClientError, TimeoutError) as exc:

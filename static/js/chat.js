@@ -215,9 +215,18 @@ function onQueue(frame) {
   thread.renderStatus(entry);
 }
 
-/** The model is closed to this user now (a revocation, an expiry, a new licence). */
+/**
+ * The model is closed to this user now (a revocation, an expiry, a new licence, staff
+ * changed its policy or took it out of service), or open again (`allowed`).
+ */
 function onAccess(frame) {
   if (frame.conversation !== conversationId) return;
+  if (frame.allowed === true) {
+    refusal = "";
+    if (notice.dataset.code === "access") hideNotice();
+    refreshControls();
+    return;
+  }
   refusal = frame.detail || "You no longer have access to this model.";
   rollBackSends();
   showNotice(refusal, "access");

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import openai_api, tgi
+from . import completions, openai_api, tgi
 from .engine import read_json
 from .scripts import Script, ScriptError
 from .state import GENERATION, HANGING, META, SERVED, Record, ServerState
@@ -168,6 +168,7 @@ def create_app(*, max_concurrent_requests: int = 0, max_log: int = 20_000) -> St
         # OpenAI
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions.completions, methods=["POST"]),
         # control
         Route("/_control/scripts", push_scripts, methods=["POST"]),
         Route("/_control/scripts", get_scripts, methods=["GET"]),

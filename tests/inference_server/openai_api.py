@@ -1,4 +1,4 @@
-"""The OpenAI side: /v1/models and /v1/chat/completions."""
+"""The OpenAI side: /v1/models and /v1/chat/completions (/v1/completions: completions.py)."""
 
 from __future__ import annotations
 

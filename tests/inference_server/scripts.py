@@ -21,6 +21,9 @@ A script is a JSON object; every field is optional:
     eos_token          str|null   TGI only: text of the special end-of-sequence token that
                                   closes a naturally finished stream (default "<|im_end|>",
                                   null or "" to end on the last content token instead)
+    logprobs           list[float] each content token's log probability, in order (default
+                                  -0.1 for every token); the alternatives asked for (TGI
+                                  ``top_n_tokens``, OpenAI ``logprobs``) share the rest
 
 A request picks its script from a ``[[script:{...}]]`` directive in the prompt, else from
 the FIFO queue, else from the default script.
@@ -29,12 +32,14 @@ the FIFO queue, else from the default script.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 DEFAULT_RATE = 200.0
 DEFAULT_EOS = "<|im_end|>"
+DEFAULT_LOGPROB = -0.1
 DIRECTIVE_OPEN = "[[script:"
 DIRECTIVE_CLOSE = "]]"
 
@@ -89,6 +94,7 @@ class Script:
     drop_after: int | None = None
     finish_reason: str | None = None
     eos_token: str | None = DEFAULT_EOS
+    logprobs: tuple[float, ...] | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Script:
@@ -134,6 +140,13 @@ class Script:
             if "raw_body" in kw:
                 raise ScriptError("use either `raw_body` or `json_body`, not both")
             kw["json_body"] = data["json_body"]
+        if data.get("logprobs") is not None:
+            values = data["logprobs"]
+            if not isinstance(values, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in values
+            ):
+                raise ScriptError("`logprobs` must be a list of numbers <= 0")
+            kw["logprobs"] = tuple(float(v) for v in values)
         if "eos_token" in data:
             eos = data["eos_token"]
             kw["eos_token"] = None if eos is None else (_string("eos_token", eos) or None)
@@ -147,6 +160,12 @@ class Script:
             if value != getattr(default, key):
                 out[key] = list(value) if isinstance(value, tuple) else value
         return out
+
+    def logprob(self, index: int) -> float:
+        """The log probability of content token ``index``."""
+        if self.logprobs is not None and index < len(self.logprobs):
+            return self.logprobs[index]
+        return DEFAULT_LOGPROB
 
     def reply_tokens(self, limit: int | None) -> tuple[list[str], bool]:
         """The content tokens to generate and whether ``limit`` cut them short."""
@@ -188,6 +207,16 @@ def apply_stop(tokens: list[str], stop: list[str], *, keep: bool) -> tuple[list[
                 break
         return out, True
     return tokens, False
+
+
+def alternatives(text: str, logprob: float, count: int) -> list[tuple[str, float]]:
+    """The chosen token and ``count - 1`` made-up alternatives, most likely first: the k-th
+    alternative has half the probability left by the one before it."""
+    if count <= 0:
+        return []
+    rest = max(1.0 - math.exp(logprob), 1e-6)
+    made_up = [(f" alt{k}", round(math.log(rest) - k * math.log(2), 4)) for k in range(1, count)]
+    return sorted([(text, logprob), *made_up], key=lambda pair: -pair[1])
 
 
 def find_directive(text: str) -> dict[str, Any] | None:

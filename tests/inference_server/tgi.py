@@ -16,6 +16,7 @@ from .engine import WatchedResponse, dumps
 from .scripts import (
     Script,
     ScriptError,
+    alternatives,
     apply_stop,
     count_tokens,
     find_directive,
@@ -30,6 +31,7 @@ MAX_INPUT_TOKENS = 4095
 MAX_TOTAL_TOKENS = 4096
 MAX_STOP_SEQUENCES = 4
 MAX_BEST_OF = 2
+MAX_TOP_N_TOKENS = 5
 EOS_TOKEN_ID = 2
 LOGPROB = -0.1
 
@@ -96,10 +98,16 @@ def token_id(text: str) -> int:
     return 100 + zlib.crc32(text.encode()) % 32000
 
 
-def token_json(text: str, special: bool = False) -> str:
+def token_json(text: str, special: bool = False, logprob: float = LOGPROB) -> str:
     tid = EOS_TOKEN_ID if special else token_id(text)
     flag = "true" if special else "false"
-    return f'{{"id":{tid},"text":{dumps(text)},"logprob":{LOGPROB},"special":{flag}}}'
+    return f'{{"id":{tid},"text":{dumps(text)},"logprob":{logprob},"special":{flag}}}'
+
+
+def top_tokens_json(text: str, logprob: float, count: int, special: bool = False) -> str:
+    """The ``top_tokens`` of one event: the chosen token among ``count`` most likely."""
+    pairs = alternatives(text, logprob, count)
+    return "[" + ",".join(token_json(t, special and t == text, lp) for t, lp in pairs) + "]"
 
 
 class Invalid(Exception):
@@ -155,6 +163,25 @@ def validate(body: Any) -> tuple[str, dict[str, Any]]:
     top_k = _num(params, "top_k", integer=True)
     if top_k is not None and top_k <= 0:
         raise Invalid(prefix + "`top_k` must be strictly positive")
+    top_n_tokens = _num(params, "top_n_tokens", integer=True)
+    if top_n_tokens is not None and not 0 <= top_n_tokens <= MAX_TOP_N_TOKENS:
+        raise Invalid(
+            prefix + f"`top_n_tokens` must be >= 0 and <= {MAX_TOP_N_TOKENS}. Given: {top_n_tokens}"
+        )
+    truncate = _num(params, "truncate", integer=True)
+    if truncate is not None and not 0 < truncate < MAX_INPUT_TOKENS:
+        raise Invalid(
+            prefix + f"`truncate` must be strictly positive and less than {MAX_INPUT_TOKENS}. "
+            f"Given: {truncate}"
+        )
+    grammar = params.get("grammar")
+    if grammar is not None and (
+        not isinstance(grammar, dict) or grammar.get("type") not in ("json", "regex")
+    ):
+        raise Invalid(
+            "Failed to deserialize the JSON body into the target type: parameters.grammar: "
+            "unknown variant, expected `json` or `regex`"
+        )
     best_of = _num(params, "best_of", integer=True)
     if best_of is not None and best_of > MAX_BEST_OF:
         raise Invalid(prefix + f"`best_of` must be > 0 and <= {MAX_BEST_OF}. Given: {best_of}")
@@ -222,9 +249,15 @@ class Generation:
         )
         if self.plan.end == "finish" and not self.plan.tokens and self.eos is None:
             self.eos = ""  # TGI always sends at least one token
-        self.events = [token_json(t) for t in self.plan.tokens]
+        logprobs = [script.logprob(i) for i in range(len(self.plan.tokens))]
+        self.events = [token_json(t, logprob=lp) for t, lp in zip(self.plan.tokens, logprobs)]
+        top_n = params.get("top_n_tokens") or 0
+        self.top = [top_tokens_json(t, lp, top_n) for t, lp in zip(self.plan.tokens, logprobs)]
         if self.eos is not None:
             self.events.append(token_json(self.eos, special=True))
+            self.top.append(top_tokens_json(self.eos, LOGPROB, top_n, special=True))
+        if not top_n:
+            self.top = ["null"] * len(self.events)
         self.details_wanted = bool(params.get("details"))
         self.seed = params.get("seed") if params.get("do_sample") else None
         if params.get("return_full_text"):
@@ -248,7 +281,8 @@ class Generation:
             else:
                 tail = '"generated_text":null,"details":null'
             out.append(
-                f'data:{{"index":{k + 1},"token":{self.events[k]},{tail},"top_tokens":null}}\n\n'
+                f'data:{{"index":{k + 1},"token":{self.events[k]},{tail},'
+                f'"top_tokens":{self.top[k]}}}\n\n'
             )
         return "".join(out).encode()
 
@@ -259,8 +293,13 @@ class Generation:
                 **self.details(),
                 "prefill": [],
                 "tokens": [
-                    {"id": token_id(t), "text": t, "logprob": LOGPROB, "special": False}
-                    for t in self.plan.tokens
+                    {
+                        "id": token_id(t),
+                        "text": t,
+                        "logprob": self.script.logprob(i),
+                        "special": False,
+                    }
+                    for i, t in enumerate(self.plan.tokens)
                 ],
             }
             del details["input_length"]

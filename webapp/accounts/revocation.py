@@ -31,6 +31,22 @@ def user_group(user_id: Any) -> str:
     return f"user.{user_id}"
 
 
+def model_group(model_id: Any) -> str:
+    """The sockets watching a conversation with this model."""
+    return f"model.{model_id}"
+
+
+def model_changed(model_id: Any) -> None:
+    """Who may use the model changed: its sockets re-check and say what that means there."""
+
+    def send() -> None:
+        async_to_sync(get_channel_layer().group_send)(
+            model_group(model_id), {"type": "access.model_changed", "model": str(model_id)}
+        )
+
+    transaction.on_commit(send)
+
+
 def _epoch_key(user_id: Any) -> str:
     return f"gatehouse:user:{user_id}:epoch"
 

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import LanguageModel, ModelEndpoint
-from .services import MODEL_FIELDS, ModelSpecError, model_params_check
+from .services import MODEL_FIELDS, ModelSpecError, model_access_changed, model_params_check
 
 
 class EndpointForm(forms.ModelForm):
@@ -106,3 +106,8 @@ class LanguageModelAdmin(admin.ModelAdmin):
     search_fields = ["slug", "display_name"]
     prepopulated_fields = {"slug": ["display_name"]}
     filter_horizontal = ["allowed_groups"]
+
+    def save_model(self, request: HttpRequest, obj: LanguageModel, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and {"access_policy", "is_active", "gate"} & set(form.changed_data):
+            model_access_changed(model=obj)

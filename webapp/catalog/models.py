@@ -95,6 +95,11 @@ def validate_endpoint_url(value: str) -> None:
         valid = False
     if not valid:
         raise ValidationError("Enter an http:// or https:// URL with a host name.")
+    if parts.username is not None or parts.password is not None:
+        # URLs are shown in the admin and on every reply's details: never a secret.
+        raise ValidationError(
+            "Leave credentials out of the URL: put the key in the endpoint's API key field."
+        )
 
 
 class ModelEndpoint(BaseModel):

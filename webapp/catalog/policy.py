@@ -26,6 +26,7 @@ from webapp.access.selectors.rule import (
     holding_allows,
     holdings,
 )
+from webapp.core.errors import PermissionDenied
 
 from .models import AccessPolicy, LanguageModel
 
@@ -39,6 +40,16 @@ class Facts:
 
     holdings: dict[Any, Holding] = field(default_factory=dict)  # by gate id
     member_of: set[Any] = field(default_factory=set)  # private models the user's groups open
+
+
+class AccessRefused(PermissionDenied):
+    """The rule refused ``action`` on ``model``: the entry point that catches it records the
+    attempt in the audit log (``webapp.access.services.audit.audit_refused_use``), outside
+    the transaction the refusal rolled back."""
+
+    def __init__(self, detail: str, *, model: LanguageModel, action: Action) -> None:
+        super().__init__(detail)
+        self.model, self.action = model, action
 
 
 def model_can_use(*, user: Any, model: LanguageModel, action: Action = "chat") -> bool:

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 
 from inference.params import ParamsError, params_parse
 from webapp.access.models import Gate
+from webapp.accounts import revocation
 from webapp.core.validation import field_errors
 
 from .models import LanguageModel, ModelEndpoint
@@ -29,7 +30,9 @@ MODEL_FIELDS = (
     "is_active",
     "position",
 )
-ENDPOINT_FIELDS = ("url", "api_key")
+ENDPOINT_FIELDS = ("url", "api_key", "max_concurrent")
+# A change to one of these changes who may use the model.
+ACCESS_FIELDS = ("access_policy", "is_active", "gate_id")
 
 
 class ModelSpecError(ValueError):
@@ -97,12 +100,23 @@ def catalog_load(
         return loaded, [_plan_save(plan) for plan in plans]
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    """An endpoint as the file gives it; None keeps what is saved (a key set in the admin)."""
+
+    url: str
+    api_key: str | None
+    max_concurrent: int | None
+    sets_capacity: bool  # the file names max_concurrent (blank or null: TGI's figure)
+
+
 @dataclass
 class _Plan:
-    """A validated model, not saved yet, and its endpoints as (url, api key or None to keep)."""
+    """A validated model, not saved yet, and its endpoints."""
 
     model: LanguageModel
-    endpoints: list[tuple[str, str | None]]
+    endpoints: list[_Endpoint]
+    access_changed: bool = False
 
 
 def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -> _Plan:
@@ -121,6 +135,7 @@ def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -
     model = LanguageModel.objects.filter(slug=slug).first() or LanguageModel(
         slug=slug, display_name=slug
     )
+    before = _access_fields(model)
     for key in MODEL_FIELDS:
         if key in spec:
             setattr(model, key, spec[key])
@@ -132,7 +147,12 @@ def _plan(spec: Any, slugs: set[str], gates: Mapping[str, Gate] | None = None) -
     errors += endpoint_errors
     if errors:
         raise ModelSpecError(*errors)
-    return _Plan(model=model, endpoints=endpoints)
+    changed = not model._state.adding and _access_fields(model) != before
+    return _Plan(model=model, endpoints=endpoints, access_changed=changed)
+
+
+def _access_fields(model: LanguageModel) -> tuple[Any, ...]:
+    return tuple(getattr(model, name) for name in ACCESS_FIELDS)
 
 
 def _model_errors(slug: str, model: LanguageModel) -> list[str]:
@@ -159,10 +179,10 @@ def _gate(value: Any, gates: Mapping[str, Gate]) -> tuple[Gate | None, str]:
     return gate, "" if gate else f"no gate {value!r} in the file or the database."
 
 
-def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[str]]:
+def _endpoints(slug: str, raw: Any) -> tuple[list[_Endpoint], list[str]]:
     if not isinstance(raw, list) or not raw:
         return [], [f"{slug}: endpoints: must be a non-empty list."]
-    endpoints: list[tuple[str, str | None]] = []
+    endpoints: list[_Endpoint] = []
     errors = []
     for index, item in enumerate(raw):
         where = f"{slug}: endpoints[{index}]"
@@ -172,13 +192,23 @@ def _endpoints(slug: str, raw: Any) -> tuple[list[tuple[str, str | None]], list[
             continue
         if unknown := set(fields) - set(ENDPOINT_FIELDS):
             errors.append(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}.")
-        values = {k: "" if v is None else str(v) for k, v in fields.items() if k in ENDPOINT_FIELDS}
-        endpoint = ModelEndpoint(**values)
+        values = {k: "" if v is None else v for k, v in fields.items() if k in ENDPOINT_FIELDS}
+        values = {k: v if k == "max_concurrent" else str(v) for k, v in values.items()}
+        endpoint = ModelEndpoint(
+            **{**values, "max_concurrent": values.get("max_concurrent") or None}
+        )
         problems = field_errors(endpoint, exclude=["model"])
-        if endpoint.url in (url for url, _ in endpoints):
+        if endpoint.url in (known.url for known in endpoints):
             problems.append(("url", f"{endpoint.url!r} is listed twice."))
         errors += [f"{where}.{field}: {message}" for field, message in problems]
-        endpoints.append((endpoint.url, endpoint.api_key if "api_key" in values else None))
+        endpoints.append(
+            _Endpoint(
+                url=endpoint.url,
+                api_key=endpoint.api_key if "api_key" in values else None,
+                max_concurrent=endpoint.max_concurrent if not problems else None,
+                sets_capacity="max_concurrent" in values,
+            )
+        )
     return endpoints, errors
 
 
@@ -186,11 +216,23 @@ def _plan_save(plan: _Plan) -> tuple[LanguageModel, bool]:
     model, created = plan.model, plan.model._state.adding
     model.save()
     kept = []
-    for url, api_key in plan.endpoints:
+    for endpoint in plan.endpoints:
         defaults: dict[str, Any] = {"is_active": True}
-        if api_key is not None:
-            defaults["api_key"] = api_key
-        row, _ = ModelEndpoint.objects.update_or_create(model=model, url=url, defaults=defaults)
+        if endpoint.sets_capacity:
+            defaults["max_concurrent"] = endpoint.max_concurrent
+        if endpoint.api_key is not None:
+            defaults["api_key"] = endpoint.api_key
+        row, _ = ModelEndpoint.objects.update_or_create(
+            model=model, url=endpoint.url, defaults=defaults
+        )
         kept.append(row.pk)
     model.endpoints.exclude(pk__in=kept).update(is_active=False)
+    if plan.access_changed:
+        model_access_changed(model=model)
     return model, created
+
+
+def model_access_changed(*, model: LanguageModel) -> None:
+    """Who may use ``model`` changed (its policy, its gate, or it was taken out of service):
+    every open page watching a conversation with it is told, once the change commits."""
+    revocation.model_changed(model.pk)

@@ -22,8 +22,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django import db
 
 from inference import relay
+from webapp.access.services.audit import Caller, audit_refused_use
 from webapp.accounts import revocation, sockets
-from webapp.catalog.policy import access_refusal
+from webapp.catalog.policy import AccessRefused, access_refusal
 from webapp.core.errors import ApplicationError
 from webapp.core.ids import is_uuid
 from webapp.generations import selectors as generation_selectors
@@ -84,6 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = self.scope["user"]
         self.watching: set[str] = set()
         self.seen: dict[str, int] = {}
+        self.by_model: dict[str, set[str]] = {}  # conversations watched here, by their model
         ended = not self.user.is_authenticated
         if not ended:
             # Read before the socket opens: a change from then on is seen by the next frame.
@@ -162,6 +164,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame["type"] in CHANGES and not await self._still_allowed():
                 return
             await handler(frame)
+        except AccessRefused as exc:
+            await database_work(audit_refused_use)(
+                user=self.user, refused=exc, caller=Caller.of_scope(self.scope)
+            )
+            await self._send({"type": "error", **exc.as_dict()})
         except ApplicationError as exc:
             await self._send({"type": "error", **exc.as_dict()})
 
@@ -179,6 +186,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self._room_for(conversation.group)
         await self._watch(conversation.group)
+        await self._watch(revocation.model_group(conversation.model_id))
+        self.by_model.setdefault(str(conversation.model_id), set()).add(str(conversation.pk))
         for reply in replies:
             generation_id = str(reply.generation_id)
             if generation_id not in known:
@@ -193,15 +202,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._send_position(reply.generation)
         await self._tell_access(conversation)
 
-    async def _tell_access(self, conversation: Any) -> None:
-        """Say so if the user may no longer send to the conversation's model (and why)."""
+    async def _tell_access(self, conversation: Any, *, allowed_too: bool = False) -> None:
+        """Say so if the user may no longer send to the conversation's model (and why); with
+        ``allowed_too``, also say so when they may (again)."""
         refusal = await database_work(access_refusal)(
             user=self.user, model_or_gate=conversation.model, action="chat"
         )
+        frame = {"type": "access", "conversation": str(conversation.pk)}
         if refusal is not None:
-            await self._send(
-                {"type": "access", "conversation": str(conversation.pk), "detail": refusal}
-            )
+            await self._send({**frame, "detail": refusal})
+        elif allowed_too:
+            await self._send({**frame, "detail": None, "allowed": True})
+
+    async def access_model_changed(self, message: dict[str, Any]) -> None:
+        """Staff changed who may use a model (its policy, gate, or it left service): every
+        conversation with it that this socket watches hears what that means now."""
+        for conversation_id in sorted(self.by_model.get(message["model"], ())):
+            try:
+                conversation = await database_work(selectors.conversation_get)(
+                    user=self.user, conversation_id=conversation_id
+                )
+            except ApplicationError:
+                continue  # deleted meanwhile
+            if str(conversation.model_id) == message["model"]:
+                await self._tell_access(conversation, allowed_too=True)
 
     async def _subscribe_generation(self, frame: dict[str, Any]) -> None:
         generation_id = _field(frame, "generation", str)
@@ -303,7 +327,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def _room_for(self, group: str) -> None:
         """Refuse to follow one more group past MAX_WATCHED (the user's own group aside)."""
-        if group not in self.watching and len(self.watching) > MAX_WATCHED:
+        followed = len(self.watching) - len(self.by_model)  # models' groups come with them
+        if group not in self.watching and followed > MAX_WATCHED:
             raise FrameError(
                 f"This page follows {MAX_WATCHED} conversations or replies already; "
                 "reload it to start over.",

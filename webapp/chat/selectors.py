@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from inference.backends import ChatMessage
 from inference.generation import STAT_FIELDS
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
+from webapp.generations.limits import running_requests
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
 from webapp.generations.selectors import generation_summary
 
@@ -62,7 +63,7 @@ def messages_with_conversation(
     running = (
         Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES)
         .values("user")
-        .annotate(count=Count("pk"))
+        .annotate(count=running_requests())
         .values("count")
     )
     messages = (

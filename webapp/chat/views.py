@@ -9,8 +9,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from webapp.catalog.policy import access_refusal
-from webapp.catalog.selectors import model_get_usable, model_list_usable
+from webapp.access.services.audit import Caller, audit_refused_use
+from webapp.catalog.policy import AccessRefused, access_refusal
+from webapp.catalog.selectors import model_get, model_get_usable, model_list_usable
 from webapp.core.errors import ApplicationError, NotFound
 from webapp.generations.limits import LimitReached
 
@@ -36,6 +37,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
         preset_id = form.cleaned_data["preset"]
         preset = preset_id and selectors.preset_get_usable(user=request.user, preset_id=preset_id)
         if model is None:
+            _record_refusal(request, slug=form.cleaned_data["model"])
             form.add_error("model", "Choose a model you have access to.")
         elif preset_id and preset is None:
             form.add_error("preset", "Choose one of your presets or a published one.")
@@ -50,10 +52,21 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
             except ApplicationError as exc:
                 form.add_error(None, exc.detail)
                 limited = isinstance(exc, LimitReached)
+                if isinstance(exc, AccessRefused):
+                    audit_refused_use(user=request.user, refused=exc, caller=Caller.of(request))
             else:
                 return redirect(sent.user_message.conversation)
     page = _page(request, form=form, limit_refused=limited, **_presets(request))
     return render(request, "chat/home.html", page, status=429 if limited else 400)
+
+
+def _record_refusal(request: HttpRequest, *, slug: str) -> None:
+    """An attempt to start a chat with a model the rule refuses goes into the audit log."""
+    model = model_get(slug=slug)
+    refusal = model and access_refusal(user=request.user, model_or_gate=model, action="chat")
+    if model is not None and refusal:
+        refused = AccessRefused(refusal, model=model, action="chat")
+        audit_refused_use(user=request.user, refused=refused, caller=Caller.of(request))
 
 
 @login_required

@@ -17,11 +17,11 @@ from .limits import (
     in_words,
     limits_for,
     rate_key,
+    running_count,
     tokens_key,
     until_midnight,
     until_minute_ends,
 )
-from .models import ACTIVE_STATUSES, Generation
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def allowance_get(*, user: Any) -> Allowance:
     now = time.time()
     keys = [rate_key(user.pk, now)] + [tokens_key(user.pk, m.pk, now) for m in models]
     started, *tokens = relay.sync_client().mget(keys)
-    running = Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+    running = running_count(user=user)
     midnight = until_midnight(now)
     return Allowance(
         staff=limits.staff,

@@ -1,7 +1,8 @@
 """How much one user may ask of the models: replies running at once, replies started per
 minute, tokens per day per model, and chat sockets open at once (GENERATION_LIMITS, with
 overrides per group and, for tokens, per model). Checked in generation_create before
-anything is saved; going over says when it resets, and nothing is queued.
+anything is saved; going over says when it resets, and nothing is queued. A compare row
+(one prompt to 2 to 4 models) is one request: it counts once toward the replies running.
 
 Redis holds the counters: one per user and minute (replies started), and one per user,
 model and UTC day (tokens), which the worker adds to when a generation ends.
@@ -17,11 +18,13 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, When
+from django.db.models.functions import Cast
 
 from inference import relay
 from webapp.core.errors import ApplicationError
 
-from .models import ACTIVE_STATUSES, Generation
+from .models import ACTIVE_STATUSES, Generation, Origin
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,26 @@ def limits_for(user: Any) -> Limits:
     return limits
 
 
+def _request_key() -> Any:
+    """What tells one request from another: a generation, except that the columns of a
+    compare row share their session's group (one row runs at a time per session)."""
+    return Case(
+        When(origin=Origin.COMPARE, then=F("channel_group")),
+        default=Cast("id", output_field=CharField()),
+    )
+
+
+def running_requests() -> Count:
+    """Count active generations as requests: a compare row of 2 to 4 columns counts once."""
+    return Count(_request_key(), filter=Q(status__in=ACTIVE_STATUSES), distinct=True)
+
+
+def running_count(*, user: Any) -> int:
+    """The user's requests running now (queued or streaming), as the limit counts them."""
+    mine: QuerySet[Generation] = Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES)
+    return int(mine.aggregate(count=running_requests())["count"])
+
+
 def rate_key(user_id: Any, now: float) -> str:
     return f"gatehouse:rate:{user_id}:{int(now // 60)}"
 
@@ -134,7 +157,7 @@ def limits_check(*, user: Any, model: Any, running: int | None = None) -> None:
     """
     limits = limits_for(user)
     if running is None:
-        running = Generation.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+        running = running_count(user=user)
     if running >= limits.concurrent:
         raise LimitReached(
             f"You already have {running} replies running, the most at once for your "

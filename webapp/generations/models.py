@@ -78,6 +78,9 @@ class Generation(BaseModel):
     rendered_prompt = models.TextField(
         blank=True, help_text="The text the backend received when it applied the chat template."
     )
+    # When asked for (playground, API logprobs): per generated token its text, logprob and
+    # top alternatives, as the chunk frames carried them.
+    token_details = models.JSONField(default=list, blank=True)
     # The fair queue: a queued generation waits until it is admitted (given a slot on
     # one of the model's endpoints); a backend that answered 429 puts it back, to be
     # admitted again no sooner than ``not_before``.

@@ -59,6 +59,7 @@ def generation_details(generation: Generation) -> dict[str, Any]:
             "prompt": generation.prompt,
             "rendered_prompt": generation.rendered_prompt,
         },
+        "tokens": generation.token_details,
         "created_at": generation.created_at.isoformat(),
         "started_at": generation.started_at.isoformat() if generation.started_at else None,
         "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,

@@ -24,8 +24,8 @@ from inference.backends import ChatMessage, Endpoint
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
-from webapp.catalog.policy import Action, access_refusal
-from webapp.core.errors import NotFound, PermissionDenied, ValidationFailed
+from webapp.catalog.policy import AccessRefused, Action, access_refusal
+from webapp.core.errors import NotFound, ValidationFailed
 from webapp.core.ids import is_uuid
 
 from .limits import limits_check, tokens_record
@@ -66,7 +66,8 @@ def generation_create(
     user: Any,
     model: LanguageModel,
     origin: str,
-    messages: Sequence[ChatMessage],
+    messages: Sequence[ChatMessage] = (),
+    prompt: str | None = None,
     params: Mapping[str, Any] | None = None,
     with_defaults: bool = True,
     group: str = "",
@@ -74,6 +75,9 @@ def generation_create(
 ) -> Generation:
     """Save a queued generation and enqueue it once the caller's transaction commits.
 
+    Its input is either chat ``messages`` (trimmed to fit the model's context)
+    or a raw ``prompt`` continued as it is (origins ``playground`` and ``api``),
+    never both; a prompt takes the backend's raw-completion parameters.
     ``params`` override the model's defaults (``with_defaults=False``: they are
     the whole set, as when a generation is repeated); the result is validated
     against the model's backend and saved exactly as it will be sent. ``group``
@@ -85,16 +89,26 @@ def generation_create(
 
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
-    refusal = access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[origin])
+    if prompt is not None and (messages or origin not in PROMPT_ORIGINS):
+        raise ValueError("a raw prompt comes alone, from the playground or the API")
+    action = ORIGIN_ACTIONS[origin]
+    refusal = access_refusal(user=user, model_or_gate=model, action=action)
     if refusal is not None:
-        raise PermissionDenied(refusal)
-    if not messages:
+        raise AccessRefused(refusal, model=model, action=action)
+    if prompt is not None:
+        _check_prompt(prompt, model=model)
+    elif not messages:
         raise ValidationFailed("There is nothing to generate from.")
     limits_check(user=user, model=model, running=running)
     generation_id = uuid.uuid4()
-    sent = _params(model=model, overrides=params or {}, with_defaults=with_defaults)
+    sent = _params(
+        model=model,
+        overrides=params or {},
+        with_defaults=with_defaults,
+        completion=prompt is not None,
+    )
     budget = model.context_length - sent.get("max_new_tokens", 0)
-    kept = context_fit(list(messages), budget)
+    kept = context_fit(list(messages), budget) if messages else []
     with transaction.atomic():
         endpoint = queue_place(model_id=model.pk)
         generation = Generation.objects.create(
@@ -104,6 +118,7 @@ def generation_create(
             origin=origin,
             messages=kept,
             trimmed_messages=len(messages) - len(kept),
+            prompt=prompt or "",
             params=sent,
             channel_group=group or generation_group(generation_id),
             endpoint_id=endpoint,
@@ -114,6 +129,25 @@ def generation_create(
     else:
         queue_admit_later(model_id=model.pk)  # it waits: the round also tells it where
     return generation
+
+
+PROMPT_ORIGINS = (Origin.PLAYGROUND, Origin.API)
+# A raw prompt longer than this many characters per token of context cannot fit it,
+# whatever the tokenizer (``truncate`` keeps its end, within reason).
+MAX_PROMPT_CHARS_PER_TOKEN = 8
+
+
+def _check_prompt(prompt: str, *, model: LanguageModel) -> None:
+    if not prompt:
+        raise ValidationFailed("There is nothing to generate from: the prompt is empty.")
+    if "\x00" in prompt:
+        raise ValidationFailed("The prompt contains a NUL character.")
+    limit = model.context_length * MAX_PROMPT_CHARS_PER_TOKEN
+    if len(prompt) > limit:
+        raise ValidationFailed(
+            f"The prompt is {len(prompt):,} characters long: at most {limit:,} fit "
+            f"{model.display_name}'s context of {model.context_length:,} tokens."
+        )
 
 
 CHARS_PER_TOKEN = 3  # a cautious guess: most tokenizers average 3.5 to 4 on English
@@ -141,7 +175,11 @@ def context_fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
 
 
 def _params(
-    *, model: LanguageModel, overrides: Mapping[str, Any], with_defaults: bool
+    *,
+    model: LanguageModel,
+    overrides: Mapping[str, Any],
+    with_defaults: bool,
+    completion: bool = False,
 ) -> dict[str, Any]:
     defaults = model.default_params if with_defaults else {}
     try:
@@ -149,6 +187,7 @@ def _params(
             {**defaults, **overrides},
             backend=model.backend,  # type: ignore[arg-type]
             context_length=model.context_length,
+            completion=completion,
         )
     except ParamsError as exc:
         if overrides:
@@ -171,7 +210,7 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, params, group, endpoint, access = claimed
+    messages, prompt, params, group, endpoint, access = claimed
     refusal = _refusal(access)
     if refusal is not None:
         raise GenerationRefused("forbidden", refusal, group=group)
@@ -182,7 +221,8 @@ def generation_claim(*, generation_id: str) -> Job | None:
         group=group,
         endpoint=endpoint,
         messages=messages,
-        params=params_parse(params, backend=endpoint.kind),
+        prompt=prompt,
+        params=params_parse(params, backend=endpoint.kind, completion=bool(prompt)),
         model_id=str(access.model_id),
     )
 
@@ -219,7 +259,7 @@ def _refusal(access: _Access) -> str | None:
     return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
-_Claimed = tuple[list[ChatMessage], dict[str, Any], str, Endpoint | None, _Access]
+_Claimed = tuple[list[ChatMessage], str, dict[str, Any], str, Endpoint | None, _Access]
 
 # Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
 # generation (one the fair queue gave a slot on an endpoint) is claimed.
@@ -227,7 +267,7 @@ _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
 WHERE "id" = %s AND "status" = %s AND "admitted_at" IS NOT NULL
 RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin",
-          "endpoint_id"
+          "endpoint_id", "prompt"
 """
 _ACCESS = """
 SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
@@ -244,7 +284,7 @@ _CLAIM_WITH_ENDPOINT = (
     "WITH claimed AS ("
     + _CLAIM
     + """)
-SELECT c."messages", c."params", c."channel_group",
+SELECT c."messages", c."prompt", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
        m."gate_id", c."origin",
        e."id", e."url", e."api_key", m."backend", m."backend_model"
@@ -268,14 +308,15 @@ def _claim(generation_id: str) -> _Claimed | None:
             row = cursor.fetchone()
             if row is None:
                 return None
-            endpoint = _endpoint(*row[11:]) if row[11] is not None else None
-            messages, params, group = row[:3]
-            return _json(messages), _json(params), group, endpoint, _Access(*row[3:11])
+            endpoint = _endpoint(*row[12:]) if row[12] is not None else None
+            messages, prompt, params, group = row[:4]
+            access = _Access(*row[4:12])
+            return _json(messages), prompt, _json(params), group, endpoint, access
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
-        model_id, messages, params, group, user_id, origin, endpoint_id = row
+        model_id, messages, params, group, user_id, origin, endpoint_id, prompt = row
         cursor.execute(_ACCESS, [user_id, model_id])
         user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
@@ -291,7 +332,7 @@ def _claim(generation_id: str) -> _Claimed | None:
         origin,
     )
     endpoint = _endpoint(*found) if found else None
-    return _json(messages), _json(params), group, endpoint, access
+    return _json(messages), prompt, _json(params), group, endpoint, access
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
@@ -320,6 +361,7 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         backend_revision=outcome.revision[:100],
         system_fingerprint=outcome.system_fingerprint[:100],
         rendered_prompt=outcome.rendered_prompt,
+        token_details=outcome.tokens,
         error_code=outcome.error_code,
         error_detail=outcome.error_detail,
         finished_at=now,

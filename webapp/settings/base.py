@@ -242,6 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webapp.chat.tasks.purge_deleted_conversations",
         "schedule": timedelta(seconds=env.float("CHAT_PURGE_INTERVAL", default=60)),
     },
+    # Skips saving when no vote changed since the last leaderboard.
+    "arena-leaderboard": {
+        "task": "arena.leaderboard_compute",
+        "schedule": timedelta(seconds=env.float("ARENA_LEADERBOARD_INTERVAL", default=600)),
+    },
 }
 
 # Generation knobs (seconds unless named otherwise).
@@ -296,6 +301,9 @@ CHAT_UNDO_SECONDS = env.int("CHAT_UNDO_SECONDS", default=8)
 CHAT_IMPORT_MAX_BYTES = env.int("CHAT_IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 # Seconds a model endpoint's health probe result serves /readyz before it is refreshed.
 READYZ_PROBE_INTERVAL = env.float("READYZ_PROBE_INTERVAL", default=10.0)
+# Bootstrap rounds behind each leaderboard's 95% intervals (the beat schedule above has the
+# interval between recomputations).
+ARENA_BOOTSTRAP_ROUNDS = env.int("ARENA_BOOTSTRAP_ROUNDS", default=100)
 
 LOGGING = {
     "version": 1,

@@ -26,6 +26,13 @@ class Caller:
             user_agent=str(meta.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT],
         )
 
+    @classmethod
+    def of_scope(cls, scope: Any) -> Caller:
+        """The caller of an ASGI connection (a websocket): its address and browser."""
+        client = scope.get("client") or (None,)
+        agent = dict(scope.get("headers") or ()).get(b"user-agent", b"")
+        return cls(ip=_address(client[0]), user_agent=agent.decode("latin-1")[:MAX_USER_AGENT])
+
 
 def _address(value: Any) -> str | None:
     try:
@@ -77,5 +84,21 @@ def audit_own(
         subject=user,
         target=target,
         detail=detail,
+        caller=caller,
+    )
+
+
+def audit_refused_use(*, user: Any, refused: Any, caller: Caller = NOBODY) -> AuditEntry:
+    """Record an attempt the access rule refused: a chat send, a compare column, an arena
+    side or an API call on a model (``refused`` is the rule's ``AccessRefused``)."""
+    model = refused.model
+    return audit_record(
+        action=f"{refused.action}.refused",
+        gate=model.gate,
+        actor=user,
+        subject=user,
+        target=model.slug,
+        outcome=AuditOutcome.REFUSED,
+        detail={"model": model.slug, "reason": refused.detail},
         caller=caller,
     )

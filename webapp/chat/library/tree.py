@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from webapp.chat.models import Message
+from webapp.chat.models import Conversation, Message
 from webapp.core.errors import ValidationFailed
 
 BATCH = 1000
@@ -85,3 +87,35 @@ def time_read(value: Any) -> dt.datetime | None:
     except (ValueError, OverflowError, OSError):
         return None
     return None
+
+
+def conversation_from_history(
+    *,
+    user: Any,
+    model: Any,
+    title: str,
+    messages: Sequence[Mapping[str, Any]],
+    params: dict[str, Any] | None = None,
+) -> Conversation:
+    """Create a conversation of ``user`` holding ``messages`` (one branch, oldest first),
+    opened on its last message; ``params`` are its settings (already checked)."""
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            user=user, model=model, title=title_read(title), params=params or {}
+        )
+        rows, parent = [], None
+        for item in messages:
+            parent = Message(
+                id=uuid.uuid4(),
+                conversation=conversation,
+                parent=parent,
+                role=item["role"],
+                content=item["content"],
+            )
+            rows.append(parent)
+        now = timezone.now()
+        messages_insert(rows, [now + dt.timedelta(microseconds=i) for i in range(len(rows))])
+        if parent is not None:
+            conversation.current_leaf = parent
+            conversation.save(update_fields=["current_leaf"])
+    return conversation

@@ -17,6 +17,19 @@ from webapp.catalog.services import ModelSpecError, catalog_load
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
+def _substituted(value: Any) -> Any:
+    """Put ``${VAR}`` from the environment into the file's strings (API keys stay out of the
+    file). Done after parsing, so a value is only ever a string: a variable holding YAML
+    cannot add fields or models."""
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [_substituted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _substituted(item) for key, item in value.items()}
+    return value
+
+
 class Command(BaseCommand):
     help = "Create or update gates, language models and their endpoints from a YAML file."
 
@@ -28,9 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             with open(options["file"], encoding="utf-8") as handle:
-                # ${VAR} lets API keys stay in the environment, out of the file.
-                text = _ENV.sub(lambda m: os.environ.get(m.group(1), ""), handle.read())
-            data = yaml.safe_load(text) or {}
+                data = _substituted(yaml.safe_load(handle) or {})
         except (OSError, yaml.YAMLError) as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc}") from exc
         if not isinstance(data, dict):

@@ -7,7 +7,8 @@ Runs in-process through Django's test client (no network) against PostgreSQL
 (default: $DATABASE_URL, else the database ``gatehouse_bench``, migrated first).
 The data is made with bulk_create under a fresh user and deleted at the end.
 Times are medians of ``--runs`` requests after one warm-up; the SQL query count of
-each request is printed beside it.
+each request is printed beside it. The first open of a 2,000-message conversation
+(its replies rendered and their HTML kept) is timed once, on a conversation of its own.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup(args.database_url)
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
 
     from tests.factories import LanguageModelFactory, UserFactory
 
@@ -146,12 +148,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"creating the data ({args.messages} messages)…", flush=True)
         small = _conversation(user, model, 10, rng)
         large = _conversation(user, model, 2000, rng)
-        for _ in range((args.messages - 2010) // 2000):
+        cold = _conversation(user, model, 2000, rng)
+        for _ in range((args.messages - 4010) // 2000):
             _conversation(user, model, 2000, rng, rare_every=400)
         with connection.cursor() as cursor:  # fresh statistics, as autovacuum would leave
             cursor.execute("ANALYZE chat_message, generations_generation, chat_conversation")
         client = Client()
         client.force_login(user)
+        client.get(small.get_absolute_url())  # the first request of the process sets up Django
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            assert client.get(cold.get_absolute_url()).status_code == 200
+            cold_ms, cold_queries = (time.perf_counter() - start) * 1000, len(queries)
         rows = [
             ("open a 10-message conversation", small.get_absolute_url()),
             ("open a 2,000-message conversation", large.get_absolute_url()),
@@ -165,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             ms, queries = _timed(client, url, args.runs)
             base = base or ms
             print(f"{name:38} {ms:10.1f} {queries:8d} {ms / base:9.1f}")
+            if url == large.get_absolute_url():
+                name = "  its first open (one sample)"
+                print(f"{name:38} {cold_ms:10.1f} {cold_queries:8d} {cold_ms / base:9.1f}")
     finally:
         user.delete()
         model.delete()

@@ -149,3 +149,109 @@ def test_the_sidebar_loads_more_on_scroll_and_deletes_with_undo_and_pins(
         "Chat number 0"
     )
     assert Conversation.objects.filter(user=member, deleted_at__isnull=True).count() == 45
+
+
+def test_a_long_conversation_shows_its_earlier_messages_as_the_reader_scrolls_up(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Long one")
+    parent = None
+    for i in range(60):
+        parent = MessageFactory(conversation=conversation, parent=parent, content=f"question {i}")
+        parent = reply_factory(conversation=conversation, parent=parent, text=f"**answer {i}**")
+    sign_in(page, live_site, member.email)
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+
+    messages = page.locator("#messages .message")
+    expect(messages.last).to_contain_text("answer 59")
+    expect(page.locator("#messages-earlier")).to_have_text("Show 60 earlier messages")
+    expect(page.locator("#messages")).not_to_contain_text("question 0")
+
+    for _ in range(3):  # each batch comes as the top scrolls into view
+        page.eval_on_selector("#chat-scroll", "el => { el.scrollTop = 0; }")
+        page.wait_for_timeout(200)
+    expect(page.locator("#messages-earlier")).to_be_hidden()
+    expect(messages).to_have_count(120)
+    expect(messages.first).to_contain_text("question 0")
+    expect(messages.nth(1).locator(".message-content strong")).to_have_text("answer 0")
+
+
+def test_a_search_hit_on_a_hidden_branch_shows_that_branch_after_a_reload_too(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Forked")
+    first = MessageFactory(conversation=conversation, content="Which whale?")
+    hidden = reply_factory(conversation=conversation, parent=first, text="The **narwhal**.")
+    edited = MessageFactory(conversation=conversation, content="Which fish?")
+    shown = reply_factory(conversation=conversation, parent=edited, text="The salmon.")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=shown)
+    sign_in(page, live_site, member.email)
+
+    page.fill("#sidebar-search-input", "narwhal")
+    page.locator("#search-hits a").first.click()
+    expect(page).to_have_url(re.compile(rf"/c/{conversation.pk}/\?m={hidden.pk}"))
+    match = page.locator(f".message[data-id='{hidden.pk}']")
+    expect(match).to_have_class(re.compile("message-found"))
+    expect(match.locator("strong")).to_have_text("narwhal")
+    expect(page.locator("#messages")).not_to_contain_text("salmon")
+    question = page.locator("#messages .message").first
+    expect(question.locator(".branch-position")).to_have_text("1/2")
+
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+    expect(page.locator("#messages")).to_contain_text("narwhal")
+
+
+def test_rename_in_place_saves_on_enter_and_cancels_on_escape(
+    page,  # noqa: F811
+    live_site,
+):
+    from tests.test_browser import sign_in
+
+    member = UserFactory()
+    member.emailaddress_set.create(email=member.email, verified=True, primary=True)
+    conversation = ConversationFactory(user=member, title="Old name")
+    MessageFactory(conversation=conversation, content="hello")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, live_site, member.email)
+    page.goto(f"{live_site.url}{conversation.get_absolute_url()}")
+    item = page.locator("#conversation-list li.conversation-item").first
+    field = item.locator("input.conversation-rename")
+
+    _open_menu(page, "rename")
+    expect(field).to_be_focused()
+    expect(field).to_have_value("Old name")
+    field.fill("Trip to Norway")
+    field.press("Enter")
+    expect(field).to_have_count(0)
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+    expect(page.locator("#chat-title")).to_have_text("Trip to Norway")
+
+    _open_menu(page, "rename")
+    field.fill("Not this")
+    field.press("Escape")
+    expect(field).to_have_count(0)
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+
+    _open_menu(page, "rename")
+    field.fill("   ")
+    field.press("Enter")
+    expect(page.locator("#sidebar-toast")).to_be_visible()
+    expect(item.locator(".conversation-title")).to_have_text("Trip to Norway")
+
+    page.reload()
+    expect(page.locator("#conversation-list .conversation-title").first).to_have_text(
+        "Trip to Norway"
+    )
+    conversation.refresh_from_db()
+    assert conversation.title == "Trip to Norway" and dialogs == []

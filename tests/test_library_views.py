@@ -243,3 +243,41 @@ def test_the_sidebar_and_a_conversation_cost_the_same_queries_however_many_there
     for i in range(1000):
         parent = MessageFactory(conversation=small, parent=parent, content=f"turn {i}")
     assert _queries(client, small.get_absolute_url()) == few
+
+
+def _forked(member):
+    """A conversation where the hit is on the older of two branches, the newer one shown."""
+    conversation = ConversationFactory(user=member, title="Forked")
+    first = MessageFactory(conversation=conversation, content="Which whale?")
+    hidden = reply_factory(conversation=conversation, parent=first, text="The narwhal.")
+    later = MessageFactory(conversation=hidden.conversation, parent=hidden, content="And then?")
+    edited = MessageFactory(conversation=conversation, content="Which fish?")
+    shown = reply_factory(conversation=conversation, parent=edited, text="The salmon.")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=shown)
+    return conversation, hidden, later, shown
+
+
+def test_a_search_hit_on_a_hidden_branch_opens_that_branch_and_remembers_it(client, member):
+    conversation, hidden, later, _ = _forked(member)
+    hit = client.get("/c/search", {"q": "narwhal"}).content.decode()
+    assert f"?m={hidden.pk}" in hit
+
+    page = client.get(f"{conversation.get_absolute_url()}?m={hidden.pk}").content.decode()
+    assert f'data-id="{hidden.pk}"' in page and "The narwhal." in page
+    assert f'data-id="{later.pk}"' in page and "The salmon." not in page.split("messages-data")[0]
+    conversation.refresh_from_db()
+    assert conversation.current_leaf_id == hidden.pk
+
+    again = client.get(conversation.get_absolute_url()).content.decode()
+    assert "The narwhal." in again.split("messages-data")[0]
+
+
+def test_a_hit_on_the_branch_shown_or_from_elsewhere_changes_nothing(client, member):
+    conversation, _, _, shown = _forked(member)
+    elsewhere = reply_factory(conversation=ConversationFactory(user=member), parent=None, text="x")
+    for anchor in (shown.pk, elsewhere.pk, "not-a-uuid", uuid.uuid4()):
+        response = client.get(f"{conversation.get_absolute_url()}?m={anchor}")
+        assert response.status_code == 200
+        assert "The salmon." in response.content.decode().split("messages-data")[0]
+        conversation.refresh_from_db()
+        assert conversation.current_leaf_id == shown.pk

@@ -182,6 +182,49 @@ def test_the_plain_fallback_finds_the_same_words_without_full_text(user, monkeyp
     assert [(h.conversation.pk, h.message_id) for h in hits] == [(conversation.pk, answer.pk)]
 
 
+def test_a_word_in_every_message_opens_at_the_newest_match(user):
+    conversation = ConversationFactory(user=user, title="Rivers")
+    parent = None
+    for i in range(150):
+        parent = MessageFactory(conversation=conversation, parent=parent, content=f"river {i}")
+        parent = reply_factory(conversation=conversation, parent=parent, text=f"a river, {i}")
+    hits = selectors.conversation_search(user=user, query="rivers")
+    assert [(h.conversation.pk, h.message_id) for h in hits] == [(conversation.pk, parent.pk)]
+    assert "a river, 149" in hits[0].snippet
+
+
+def test_replies_imported_as_text_are_found_too(user):
+    conversation = ConversationFactory(user=user, title="Imported")
+    question = MessageFactory(conversation=conversation, content="Where?")
+    answer = MessageFactory(
+        conversation=conversation, parent=question, role="assistant", content="By the estuary."
+    )
+    hits = selectors.conversation_search(user=user, query="estuary")
+    assert [(h.conversation.pk, h.message_id) for h in hits] == [(conversation.pk, answer.pk)]
+
+
+def test_search_reads_vectors_stored_with_each_message_and_chat_reply():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, is_generated FROM information_schema.columns"
+            " WHERE column_name = 'search_vector' ORDER BY table_name"
+        )
+        assert cursor.fetchall() == [
+            ("chat_message", "ALWAYS"),
+            ("generations_generation", "ALWAYS"),
+        ]
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%USING gin (search_vector)'"
+            " ORDER BY indexname"
+        )
+        assert [row[0] for row in cursor.fetchall()] == [
+            "chat_message_search_vector",
+            "generations_generation_search_vector",
+        ]
+
+
 def test_beat_purges_through_the_task(user, settings):
     from webapp.chat.tasks import purge_deleted_conversations
 

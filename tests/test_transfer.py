@@ -15,8 +15,9 @@ from tests.factories import (
 )
 from webapp.chat.library import export, imports
 from webapp.chat.models import Conversation, Message
-from webapp.chat.selectors import message_path
+from webapp.chat.selectors import message_path, message_serialize
 from webapp.core.errors import NotFound, ValidationFailed
+from webapp.generations.models import Generation
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +97,66 @@ def test_a_gatehouse_export_comes_back_with_its_branches(user, branched, model):
         "Why blue?",
     ]
     question = copy.messages.get(content="Name a colour")
-    assert sorted(question.children.values_list("content", flat=True)) == ["Blue", "Red"]
+    assert sorted(m.text for m in question.children.select_related("generation")) == [
+        "Blue",
+        "Red",
+    ]
+
+
+def test_imported_replies_keep_the_stats_model_and_parameters_of_the_export(user, branched, model):
+    data = export.conversations_export_json(user=user)
+    other = UserFactory()
+    _import(other, data, model)
+
+    copy = Conversation.objects.get(user=other)
+    blue = copy.messages.select_related("generation").get(generation__text="Blue")
+    generation = blue.generation
+    assert generation.user == other and generation.language_model == model
+    assert generation.status == "done" and generation.params == {"seed": 2}
+    assert (generation.generated_tokens, generation.tokens_per_second) == (3, 12.5)
+    exported = next(m for m in data["conversations"][0]["messages"] if m["content"] == "Blue")
+    assert generation.created_at.isoformat() == exported["created_at"]
+    # What the page shows on hover, and what a second export carries again.
+    assert message_serialize(blue)["generation"]["stats"]["generated_tokens"] == 3
+    again = export.conversations_export_json(user=other)["conversations"][0]["messages"]
+    assert next(m for m in again if m["content"] == "Blue")["generation"]["params"] == {"seed": 2}
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"generated_tokens": -1},
+        {"generated_tokens": "lots"},
+        {"tokens_per_second": True},
+        {"status": "streaming"},
+        {"params": ["seed", 1]},
+        {"finish_reason": "x" * 500},
+        "not an object",
+    ],
+)
+def test_bad_stats_in_an_export_are_refused_and_nothing_is_imported(user, model, stats):
+    data = {
+        "format": "gatehouse-export",
+        "conversations": [
+            {
+                "title": "t",
+                "messages": [
+                    {"id": "1", "parent": None, "role": "user", "content": "hi"},
+                    {
+                        "id": "2",
+                        "parent": "1",
+                        "role": "assistant",
+                        "content": "yo",
+                        "generation": stats,
+                    },
+                ],
+            }
+        ],
+    }
+    with pytest.raises(ValidationFailed, match="Conversation 1: a reply"):
+        _import(user, data, model)
+    assert not Conversation.objects.filter(user=user).exists()
+    assert not Generation.objects.filter(user=user).exists()
 
 
 def test_a_model_the_importer_may_not_use_is_replaced_by_their_choice(user, model):

@@ -30,6 +30,7 @@ const thread = new Thread({
   scroller: document.getElementById("chat-scroll"),
   scrollDown: document.getElementById("scroll-down"),
   template: document.getElementById("message-template"),
+  earlier: document.getElementById("messages-earlier"),
 });
 const streams = new GenerationStreams({ resubscribe: () => subscribe() });
 /** Sends not yet echoed by the server, by client_id; resent with the same id after a drop. */

@@ -57,14 +57,42 @@ function watchMarker() {
 
 // ---- actions on one conversation ------------------------------------------
 const actions = {
-  async rename(item) {
+  rename(item) {
+    // An inline field in place of the title: Enter (or leaving it) saves, Esc cancels.
+    if (item.querySelector(".conversation-rename")) return;
+    const link = item.querySelector("a");
     const title = item.querySelector(".conversation-title");
-    const wanted = window.prompt("Rename the conversation", title.textContent);
-    if (wanted === null) return;
-    const data = await post(itemUrl(item, "rename"), { title: wanted });
-    title.textContent = data.title;
-    const heading = document.getElementById("chat-title");
-    if (heading && item.querySelector("a.active")) heading.textContent = data.title;
+    const field = document.createElement("input");
+    Object.assign(field, { type: "text", className: "conversation-rename", value: title.textContent, maxLength: 200 });
+    field.setAttribute("aria-label", "New title");
+    link.hidden = true;
+    link.after(field);
+    field.focus();
+    field.select();
+    let finished = false;
+    const finish = async (save) => {
+      if (finished) return;
+      finished = true;
+      const wanted = field.value;
+      field.remove();
+      link.hidden = false;
+      if (!save || wanted.trim() === title.textContent.trim()) return;
+      try {
+        const data = await post(itemUrl(item, "rename"), { title: wanted });
+        title.textContent = data.title;
+        const heading = document.getElementById("chat-title");
+        if (heading && link.classList.contains("active")) heading.textContent = data.title;
+      } catch (error) {
+        say(error.message);
+      }
+    };
+    field.addEventListener("keydown", (event) => {
+      if (event.isComposing || (event.key !== "Enter" && event.key !== "Escape")) return;
+      event.preventDefault();
+      event.stopPropagation(); // Esc here cancels the rename, not the reply streaming
+      finish(event.key === "Enter");
+    });
+    field.addEventListener("blur", () => finish(true));
   },
   async pin(item) {
     const pinned = item.dataset.pinned !== "true";

@@ -8,6 +8,7 @@ import { renderReplyState } from "./reply.js";
 import { ACTIVE, FINAL } from "./streams.js";
 
 const STICK_DISTANCE = 48; // px from the bottom that still counts as "at the bottom"
+const EARLIER_BATCH = 40; // earlier messages shown at a time while scrolling up
 
 /**
  * @typedef {{id: string, role: string, parent: ?string, generation: ?string, status: string,
@@ -16,8 +17,9 @@ const STICK_DISTANCE = 48; // px from the bottom that still counts as "at the bo
  */
 
 export class Thread {
-  constructor({ list, scroller, scrollDown, template }) {
+  constructor({ list, scroller, scrollDown, template, earlier }) {
     this.list = list;
+    this.earlier = earlier;
     this.scroller = scroller;
     this.scrollDown = scrollDown;
     this.template = template;
@@ -26,6 +28,8 @@ export class Thread {
     this.entries = new Map();
     /** @type {Map<string, Entry>} replies by generation id */
     this.replies = new Map();
+    /** @type {Map<string, ?string>} every message's parent, system messages too */
+    this.parents = new Map();
     this.dirty = new Set();
     this.frameRequested = false;
     this.stickToBottom = true;
@@ -39,6 +43,7 @@ export class Thread {
    */
   load(messages) {
     for (const data of messages) {
+      this.parents.set(data.id, data.parent ?? null);
       if (data.role !== "user" && data.role !== "assistant") continue;
       const el = this.list.querySelector(`.message[data-id="${CSS.escape(data.id)}"]`);
       const entry = el ? this.register(this.entry(el, data)) : this.create(data);
@@ -54,6 +59,54 @@ export class Thread {
       }
     }
     this.renderSwitchers();
+    this.watchEarlier();
+  }
+
+  // ---- earlier messages -----------------------------------------------------
+  // A long conversation comes with its newest messages rendered; the older ones of the
+  // branch are built here from the page's JSON as the reader scrolls up to them.
+
+  /** The messages of the branch above the first one shown, nearest first. */
+  hiddenAbove() {
+    const first = this.list.querySelector('.message:not([data-id=""])');
+    const above = [];
+    for (let id = first ? this.parents.get(first.dataset.id) : null; id; id = this.parents.get(id)) {
+      const entry = this.entries.get(id);
+      if (entry) above.push(entry);
+    }
+    return above;
+  }
+
+  /** Show up to `count` more of the earlier messages, keeping what is in view in place. */
+  showEarlier(count = EARLIER_BATCH) {
+    const batch = this.hiddenAbove().slice(0, count).reverse();
+    const height = this.scroller.scrollHeight;
+    this.list.prepend(...batch.map((entry) => entry.el));
+    for (const entry of batch) {
+      if (entry.stale || entry.role === "assistant") this.renderText(entry);
+      entry.stale = false;
+      this.renderStatus(entry);
+    }
+    this.scroller.scrollTop += this.scroller.scrollHeight - height;
+    this.renderSwitchers();
+    this.updateEarlier();
+  }
+
+  updateEarlier() {
+    if (!this.earlier) return;
+    const left = this.hiddenAbove().length;
+    this.earlier.hidden = left === 0;
+    this.earlier.textContent = `Show ${left} earlier message${left === 1 ? "" : "s"}`;
+  }
+
+  watchEarlier() {
+    if (!this.earlier) return;
+    this.updateEarlier();
+    this.earlier.addEventListener("click", () => this.showEarlier());
+    const observer = new IntersectionObserver((seen) => {
+      if (seen.some((item) => item.isIntersecting) && !this.earlier.hidden) this.showEarlier();
+    }, { root: this.scroller, rootMargin: "400px 0px 0px 0px" });
+    observer.observe(this.earlier);
   }
 
   get(id) {

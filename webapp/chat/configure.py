@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
@@ -124,6 +125,15 @@ def preset_publish(*, user: Any, preset_id: Any, public: bool) -> Preset:
     preset.public = public
     preset.save(update_fields=["public", "updated_at"])
     return preset
+
+
+def presets_publish(*, user: Any, preset_ids: list[Any], public: bool) -> int:
+    """Publish anyone's presets for every user, or take them back (staff only); return how
+    many changed."""
+    if not user.is_staff:
+        raise PermissionDenied("Only staff may publish presets.")
+    changed = Preset.objects.filter(pk__in=preset_ids).exclude(public=public)
+    return changed.update(public=public, updated_at=timezone.now())
 
 
 def preset_delete(*, user: Any, preset_id: Any) -> None:

@@ -73,6 +73,10 @@ class Message(BaseModel):
         on_delete=models.SET_NULL,
         related_name="chat_message",
     )
+    # A finished reply as sanitized HTML, made once and shown on every later open;
+    # ``html_key`` names what it was made from (renderer version, digest of the text).
+    html = models.TextField(blank=True, editable=False)
+    html_key = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

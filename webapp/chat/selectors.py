@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from inference.backends import ChatMessage
+from inference.generation import STAT_FIELDS
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
 from webapp.generations.limits import running_requests
@@ -44,10 +45,12 @@ def conversation_get(*, user: Any, conversation_id: Any) -> Conversation:
 # A generation's frozen input holds the whole history before it: loaded with every
 # message of a long conversation it would grow with the square of its length.
 _INPUTS = ("generation__messages", "generation__rendered_prompt")
+# Replies' kept HTML: read for the messages shown only (webapp/chat/rendering.py).
+_HTML = ("html", "html_key")
 
 
 def _messages() -> QuerySet[Message]:
-    return Message.objects.select_related("generation__language_model").defer(*_INPUTS)
+    return Message.objects.select_related("generation__language_model").defer(*_INPUTS, *_HTML)
 
 
 def messages_with_conversation(
@@ -80,6 +83,22 @@ def messages_with_conversation(
 def message_tree(*, conversation: Conversation) -> list[Message]:
     """Return every message of the conversation, every branch, oldest first: one query."""
     return list(_messages().filter(conversation=conversation))
+
+
+# What the conversation page shows of each message (message_serialize, _message.html):
+# a long conversation loads thousands of rows, each field costs.
+_SHOWN = (
+    *("conversation_id", "parent_id", "role", "content", "client_id", "created_at"),
+    *(f"generation__{name}" for name in (*STAT_FIELDS, "status", "text", "trimmed_messages")),
+    *("generation__backend_model_id", "generation__error_code", "generation__error_detail"),
+    *("generation__language_model__slug", "generation__language_model__display_name"),
+)
+
+
+def message_tree_shown(*, conversation: Conversation) -> list[Message]:
+    """Return every message of the conversation as its page shows them: one query."""
+    rows = Message.objects.select_related("generation__language_model").only(*_SHOWN)
+    return list(rows.filter(conversation=conversation))
 
 
 def message_path(*, conversation: Conversation, leaf_id: Any = None) -> list[Message]:
@@ -171,7 +190,7 @@ def conversation_replays(
     found = (
         replies.filter(wanted)
         .select_related("generation__language_model", "parent")
-        .defer(*_INPUTS)
+        .defer(*_INPUTS, *_HTML, "parent__html", "parent__html_key")
         .order_by("-created_at")[:MAX_REPLAYED]
     )
     return conversation, list(found)[::-1]

@@ -84,7 +84,9 @@ def conversation_page(
     request: HttpRequest, conversation: Conversation, *, status: int = 200, **forms: Any
 ) -> HttpResponse:
     """Render the conversation on the branch last viewed (``forms``: ones to show with errors)."""
-    context = conversation_context(user=request.user, conversation=conversation, **forms)
+    context = conversation_context(
+        user=request.user, conversation=conversation, anchor_id=request.GET.get("m"), **forms
+    )
     # The history stays the user's to read; only sending needs the model.
     context["refusal"] = access_refusal(
         user=request.user, model_or_gate=conversation.model, action="chat"

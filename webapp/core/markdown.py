@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import nh3
 from markdown_it import MarkdownIt
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(
     ["table", "strikethrough", "linkify"]
 )
+
+# Saved HTML (chat replies) made by another renderer is rendered again: raise the first
+# part whenever the options or the allowed tags below change.
+RENDERER_VERSION = f"1/{version('markdown-it-py')}/{version('nh3')}"
 
 _TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",

@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from webapp.chat.models import Conversation, Message
-from webapp.chat.selectors import _INPUTS, _path
+from webapp.chat.selectors import _HTML, _INPUTS, _path
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
 
@@ -40,7 +40,7 @@ def _load(user: Any, conversation_id: Any) -> tuple[list[Conversation], dict[Any
     rows = (
         Message.objects.filter(conversation__in=[c.pk for c in found])
         .select_related("generation__language_model")
-        .defer(*_INPUTS)
+        .defer(*_INPUTS, *_HTML)
         .order_by("created_at")
     )
     for message in rows.iterator(chunk_size=2000):

@@ -17,6 +17,7 @@ from webapp.catalog.models import LanguageModel
 from webapp.catalog.policy import model_can_use
 from webapp.chat.models import Conversation, Message, Role
 from webapp.core.errors import ValidationFailed
+from webapp.generations.imported import ImportedReply, generations_import, imported_stats_read
 
 from . import chatgpt
 from .export import FORMAT
@@ -63,7 +64,7 @@ def conversations_import(*, user: Any, data: bytes, default_model: LanguageModel
     models = _models(user, trees, default_model)
     with transaction.atomic():
         for tree in trees:
-            _write(user, tree, models[tree.model_slug])
+            _write(user, tree, models[tree.model_slug], models)
     return Summary(
         source=source,
         conversations=len(trees),
@@ -97,15 +98,18 @@ def _gatehouse_tree(item: Any, where: str) -> Tree:
     for raw in item["messages"]:
         if not isinstance(raw, dict):
             raise ValidationFailed(f"{where}: a message is not an object.")
-        nodes.append(
-            Node(
-                key=_text(raw.get("id"), where, "id"),
-                parent=None if raw.get("parent") is None else _text(raw["parent"], where, "parent"),
-                role=_role(raw.get("role"), where),
-                content=_content(raw.get("content"), where),
-                created_at=time_read(raw.get("created_at")),
-            )
+        node = Node(
+            key=_text(raw.get("id"), where, "id"),
+            parent=None if raw.get("parent") is None else _text(raw["parent"], where, "parent"),
+            role=_role(raw.get("role"), where),
+            content=_content(raw.get("content"), where),
+            created_at=time_read(raw.get("created_at")),
         )
+        if node.role == Role.ASSISTANT and raw.get("generation") is not None:
+            node.reply = imported_stats_read(raw["generation"], where=where)
+            slug = raw["generation"].get("model")
+            node.reply_model = slug if isinstance(slug, str) else None
+        nodes.append(node)
     return Tree(
         title=title_read(item.get("title")),
         model_slug=item.get("model") if isinstance(item.get("model"), str) else None,
@@ -141,32 +145,53 @@ def _models(
 ) -> dict[str | None, LanguageModel]:
     """Map each named model to itself where the user may chat with it, else to ``default``."""
     slugs = {t.model_slug for t in trees if t.model_slug}
+    slugs |= {n.reply_model for t in trees for n in t.nodes if n.reply_model}
     found = {m.slug: m for m in LanguageModel.objects.filter(slug__in=slugs)}
     usable = {s: m for s, m in found.items() if model_can_use(user=user, model=m, action="chat")}
     return {None: default, **{s: usable.get(s, default) for s in slugs}}
 
 
-def _write(user: Any, tree: Tree, model: LanguageModel) -> None:
-    now = timezone.now()
+def _write(user: Any, tree: Tree, model: LanguageModel, models: dict[Any, LanguageModel]) -> None:
     conversation = Conversation.objects.create(user=user, model=model, title=tree.title)
-    ids = {n.key: uuid.uuid4() for n in tree.nodes}
-    rows, times = [], []
-    for i, node in enumerate(tree.nodes):
-        rows.append(
-            Message(
-                id=ids[node.key],
-                conversation=conversation,
-                parent_id=ids[node.parent] if node.parent is not None else None,
-                role=node.role,
-                content=node.content,
-            )
+    times = _times(tree)
+    replies = {
+        node.key: ImportedReply(
+            model=models.get(node.reply_model, model) if node.reply_model else model,
+            text=node.content,
+            created_at=when,
+            stats=node.reply,
         )
-        # Parents stay older than their children whatever the file says, so the newest
-        # message is a leaf.
+        for node, when in zip(tree.nodes, times, strict=True)
+        if node.reply is not None
+    }
+    made = generations_import(user=user, group=conversation.group, replies=list(replies.values()))
+    generations = dict(zip(replies, made, strict=True))
+    ids = {n.key: uuid.uuid4() for n in tree.nodes}
+    rows = [
+        Message(
+            id=ids[node.key],
+            conversation=conversation,
+            parent_id=ids[node.parent] if node.parent is not None else None,
+            role=node.role,
+            # A reply with its record says what it says there, as a live reply does.
+            content="" if node.key in generations else node.content,
+            generation=generations.get(node.key),
+        )
+        for node in tree.nodes
+    ]
+    messages_insert(rows, times)
+
+
+def _times(tree: Tree) -> list[dt.datetime]:
+    """Return each node's time as the file says, nudged so parents stay older than their
+    children (the newest message is a leaf)."""
+    now = timezone.now()
+    times: list[dt.datetime] = []
+    for i, node in enumerate(tree.nodes):
         base = node.created_at or tree.created_at or now
         previous = times[-1] if times else base
         times.append(max(base, previous + dt.timedelta(microseconds=1)) if i else base)
-    messages_insert(rows, times)
+    return times
 
 
 def _forks(tree: Tree) -> int:

@@ -8,14 +8,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from webapp.chat.models import Conversation, Message, Role
-from webapp.generations.models import Generation
+from webapp.chat.selectors import _HTML, _INPUTS
+from webapp.generations.models import Origin
 
 GROUPS = ("Pinned", "Today", "Yesterday", "Previous 7 days", "Older")
-SEARCH_CONFIG = "english"  # must match the indexes of migration 0003
+SEARCH_CONFIG = "english"  # must match the vectors of migration 0006 and the title index
 MAX_QUERY_CHARS = 200
 
 
@@ -81,18 +83,16 @@ def _group(conversation: Conversation, today: dt.date) -> str:
 
 def conversation_search(*, user: Any, query: str, limit: int = 20) -> list[Hit]:
     """Return the user's conversations whose title or messages match ``query``, newest first,
-    each with its first matching message (the one to open the conversation at)."""
+    each with its newest matching message (the one to open the conversation at)."""
     query = " ".join(str(query or "").split())[:MAX_QUERY_CHARS]
     if not query:
         return []
     if connection.vendor == "postgresql":
-        messages, titles = _matches_postgres(user, query)
+        messages, titles = _matches_postgres(user, query, limit * 5)
     else:
-        messages, titles = _matches_plain(user, query)
+        messages, titles = _matches_plain(user, query, limit * 5)
     found: dict[Any, Hit] = {}
-    for message in messages.select_related("conversation", "generation").order_by("-created_at")[
-        : limit * 5
-    ]:
+    for message in messages:
         if message.conversation_id not in found:
             found[message.conversation_id] = Hit(
                 message.conversation, message.pk, _snippet(message.text, query)
@@ -104,35 +104,54 @@ def conversation_search(*, user: Any, query: str, limit: int = 20) -> list[Hit]:
 
 
 def _in_kept(user: Any) -> QuerySet[Message]:
-    return Message.objects.filter(conversation__user=user, conversation__deleted_at__isnull=True)
+    return (
+        Message.objects.filter(conversation__user=user, conversation__deleted_at__isnull=True)
+        .select_related("conversation", "generation")
+        .defer(*_INPUTS, *_HTML)
+    )
 
 
-def _matches_postgres(user: Any, query: str) -> tuple[QuerySet[Message], QuerySet[Conversation]]:
+def _vector_matches(table: str, query: str) -> RawSQL:
+    """Match the stored ``search_vector`` of ``table`` (migration 0006) against ``query``."""
+    return RawSQL(  # noqa: S611 - the table is ours, the query a parameter
+        f'"{table}"."search_vector" @@ websearch_to_tsquery(%s::regconfig, %s)',
+        (SEARCH_CONFIG, query),
+        output_field=BooleanField(),
+    )
+
+
+def _matches_postgres(
+    user: Any, query: str, count: int
+) -> tuple[list[Message], QuerySet[Conversation]]:
+    """Return the user's newest ``count`` matching messages, and the matching titles.
+
+    Replies' words are in their generations, the user's (and imported replies')
+    in the messages: each is one newest-first query that the planner answers
+    from the GIN index for a rare word, or by walking the user's newest rows
+    until ``count`` match for a common one (the stored vectors are cheap to test).
+    """
     from django.contrib.postgres.search import SearchQuery, SearchVector
 
+    replies = (
+        _in_kept(user)
+        .filter(generation__user=user, generation__origin=Origin.CHAT)
+        .filter(_vector_matches("generations_generation", query))
+        .order_by("-generation__created_at")[:count]
+    )
+    said = _in_kept(user).filter(_vector_matches("chat_message", query)).order_by("-created_at")
+    messages = sorted([*replies, *said[:count]], key=lambda m: m.created_at, reverse=True)
     wanted = SearchQuery(query, config=SEARCH_CONFIG, search_type="websearch")
+    titles = kept(user).annotate(_v=SearchVector("title", config=SEARCH_CONFIG)).filter(_v=wanted)
+    return messages[:count], titles
 
-    def matching(qs: QuerySet[Any], field: str) -> QuerySet[Any]:
-        return qs.annotate(_v=SearchVector(field, config=SEARCH_CONFIG)).filter(_v=wanted)
 
-    # Two index scans, not one OR across a join: user words live on the message,
-    # replies' words on their generation.
-    # The subqueries are left unfiltered by user so that the planner takes the text
-    # index, never the user's whole history row by row; the outer query keeps to the user.
-    said = matching(Message.objects.filter(role=Role.USER), "content").values("pk")
-    replied = matching(Generation.objects.all(), "text").values("pk")
+def _matches_plain(
+    user: Any, query: str, count: int
+) -> tuple[list[Message], QuerySet[Conversation]]:
     messages = _in_kept(user).filter(
-        Q(pk__in=said) | Q(role=Role.ASSISTANT, generation__in=replied)
+        Q(content__icontains=query) | Q(role=Role.ASSISTANT, generation__text__icontains=query)
     )
-    return messages, matching(kept(user), "title")
-
-
-def _matches_plain(user: Any, query: str) -> tuple[QuerySet[Message], QuerySet[Conversation]]:
-    messages = _in_kept(user).filter(
-        Q(role=Role.USER, content__icontains=query)
-        | Q(role=Role.ASSISTANT, generation__text__icontains=query)
-    )
-    return messages, kept(user).filter(title__icontains=query)
+    return list(messages.order_by("-created_at")[:count]), kept(user).filter(title__icontains=query)
 
 
 def _snippet(text: str, query: str, width: int = 60) -> str:

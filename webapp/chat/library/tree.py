@@ -25,6 +25,8 @@ class Node:
     role: str
     content: str
     created_at: dt.datetime | None = None
+    reply: dict[str, Any] | None = None  # a reply's stats (Generation fields), if exported
+    reply_model: str | None = None  # the slug of the model that wrote it
 
 
 @dataclass

@@ -13,10 +13,12 @@ from typing import Any
 
 from django.db import transaction
 
+from webapp.access.services.audit import Caller as AuditCaller
+from webapp.access.services.audit import audit_refused_use
 from webapp.accounts.tokens.models import PersonalToken
 from webapp.accounts.tokens.services import token_authenticate
 from webapp.catalog.models import AccessPolicy, LanguageModel
-from webapp.catalog.policy import access_refusal
+from webapp.catalog.policy import AccessRefused, access_refusal
 from webapp.catalog.selectors import model_get, model_list_usable
 from webapp.core.errors import ApplicationError
 from webapp.generations import services as generations
@@ -69,13 +71,15 @@ def _usable(*, user: Any, slug: str, site: str) -> LanguageModel:
         raise model_not_found(slug)
     refusal = access_refusal(user=user, model_or_gate=model, action="api")
     if refusal is not None:
-        raise ApiError(
+        error = ApiError(
             403,
             _with_gate(refusal, model, site),
             type="permission_error",
             param="model",
             code="model_access_denied",
         )
+        error.refused = AccessRefused(refusal, model=model, action="api")
+        raise error
     return model
 
 
@@ -104,6 +108,10 @@ def api_call_start(*, caller: Caller, body: bytes, scope: str) -> tuple[Call, St
                 return _start(caller=caller, body=body, scope=scope, user=token.user)
         except ApiError as exc:
             refused = exc
+            if refused.refused is not None:  # an attempt the rule refused: kept in the log
+                audit_refused_use(
+                    user=token.user, refused=refused.refused, caller=AuditCaller(ip=caller.ip)
+                )
     raise refused
 
 

@@ -37,6 +37,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.param, self.code, self.retry_after = param, code, retry_after
+        self.refused: Any = None  # the rule's AccessRefused, when the access rule said no
 
     def body(self) -> dict[str, Any]:
         return {

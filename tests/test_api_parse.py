@@ -77,6 +77,20 @@ def test_a_bad_chat_body_is_refused_naming_the_field(data, param):
     assert refusal(chat_parse, data).param == param
 
 
+def test_text_the_database_cannot_hold_is_refused_wherever_it_is_in_the_body():
+    for body in (
+        b'{"model": "m", "messages": [{"role": "user", "content": "a\\u0000b"}]}',
+        b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        b'{"model": "m\\u0000", "messages": []}',
+        b'{"model": "m", "stop": ["\\udfff"]}',
+        b'{"\\u0000": 1}',
+    ):
+        with pytest.raises(ApiError) as refused:
+            body_parse(body)
+        assert refused.value.status == 400, body
+    assert body_parse(b'{"text": "a literal \\\\u0000 is text"}')
+
+
 def test_a_body_that_is_not_a_json_object_is_refused():
     for body in (b"", b"[1]", b"{nope", b"[" * 100_000):
         with pytest.raises(ApiError):

@@ -8,6 +8,7 @@ the web chat. Nothing here talks to the channel layer (see ``follow``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,9 @@ from webapp.generations.models import Generation, Origin
 
 from .errors import ApiError, api_error_from, model_not_found
 from .parse import Call, body_parse, chat_parse, completion_parse, sampling_parse
+
+# A model's slug (SlugField): nothing else is looked up.
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def api_model(*, caller: Caller, slug: str) -> LanguageModel:
 
 def _usable(*, user: Any, slug: str, site: str) -> LanguageModel:
     """Return the model ``slug`` if ``user`` may use it through the API, else raise ApiError."""
-    model = model_get(slug=slug)
+    model = model_get(slug=slug) if SLUG.fullmatch(slug) else None
     if model is None:
         raise model_not_found(slug)
     refusal = access_refusal(user=user, model_or_gate=model, action="api")

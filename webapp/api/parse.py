@@ -86,7 +86,27 @@ def body_parse(body: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object.")
+    _storable(data)
     return data
+
+
+def _storable(data: dict[str, Any]) -> None:
+    """Refuse text the database cannot hold, which JSON's escapes allow: a NUL character
+    or an unpaired UTF-16 surrogate, in any string of the body (keys included)."""
+    pending: list[Any] = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise bad_request("The body holds a NUL character (\\u0000), which text cannot.")
+            try:
+                value.encode()
+            except UnicodeEncodeError as exc:
+                raise bad_request("The body holds an unpaired UTF-16 surrogate.") from exc
 
 
 def chat_parse(data: Mapping[str, Any]) -> Call:

@@ -221,7 +221,8 @@ def test_the_example_models_files_are_valid_and_point_at_compose_services(name, 
     assert data["models"]
     slugs: set[str] = set()
     for spec in data["models"]:
-        for url, _key in _plan(spec, slugs).endpoints:  # raises on any invalid field
+        for endpoint in _plan(spec, slugs).endpoints:  # raises on any invalid field
+            url = endpoint.url
             match = re.match(r"https?://([^:/]+):(\d+)", url)
             assert match, url
             host, port = match[1], int(match[2])

@@ -90,6 +90,7 @@ def message_tree(*, conversation: Conversation) -> list[Message]:
 _SHOWN = (
     *("conversation_id", "parent_id", "role", "content", "client_id", "created_at"),
     *(f"generation__{name}" for name in (*STAT_FIELDS, "status", "text", "trimmed_messages")),
+    "generation__blind",
     *("generation__backend_model_id", "generation__error_code", "generation__error_detail"),
     *("generation__language_model__slug", "generation__language_model__display_name"),
 )

@@ -14,7 +14,6 @@ each request is printed beside it. The first open of a 2,000-message conversatio
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -23,6 +22,11 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.stack import database_url_argument, django_in_process  # noqa: E402
+
 WORDS = (
     "river",
     "stone",
@@ -49,28 +53,10 @@ WORDS = (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatehouse_bench"
-        ),
-    )
+    database_url_argument(parser)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
     return parser.parse_args(argv)
-
-
-def _setup(database_url: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.test")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -134,7 +120,7 @@ def _timed(client, url: str, runs: int) -> tuple[float, int]:  # type: ignore[no
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _setup(args.database_url)
+    django_in_process(args.database_url)
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext

@@ -17,7 +17,6 @@ of ``--runs`` runs after one warm-up; the data is deleted at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,34 +27,20 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.stack import database_url_argument, django_in_process  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gatehouse_bench"
-        ),
-    )
+    database_url_argument(parser)
     parser.add_argument("--votes", type=int, default=100_000)
     parser.add_argument("--models", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
     return parser.parse_args(argv)
-
-
-def _setup(database_url: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.test")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def _synthetic(votes: int, models: int, seed: int = 7) -> tuple[np.ndarray, ...]:
@@ -209,7 +194,7 @@ def bench_recompute(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _setup(args.database_url)
+    django_in_process(args.database_url)
     bench_fit(args)
     bench_recompute(args)
     return 0

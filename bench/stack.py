@@ -8,6 +8,7 @@ starts is stopped again, also on Ctrl-C or an error.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import os
@@ -84,6 +85,32 @@ def prepare_database(database_url: str, env: dict[str, str]) -> None:
         env={**os.environ, **env},
         check=True,
     )
+
+
+def database_url_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--database-url``: $DATABASE_URL, else the benchmark's own database."""
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+
+
+def django_in_process(database_url: str) -> None:
+    """Set Django up in this process (test settings) on ``database_url``, migrated first.
+
+    For benchmarks that time requests through Django's test client or call services
+    directly, without a web process of their own.
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.test")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
 
 
 def flush_redis(redis_url: str) -> None:

@@ -4,6 +4,7 @@
 // `regenerate` and `select` (the branch shown, remembered for the next visit).
 // Chunks are keyed by generation: streams.js decides which ones to show.
 import { autoGrow, submitOnEnter } from "./composer.js";
+import { hideNotice, noticeCode, noticeMessage, showNotice } from "./notice.js";
 import { renderDetails } from "./reply.js";
 import { ReconnectingSocket } from "./socket.js";
 import { ACTIVE, FINAL, GenerationStreams } from "./streams.js";
@@ -11,8 +12,6 @@ import { Thread } from "./thread.js";
 
 const ERROR_TEXT = { busy: "Wait for the current reply to finish, or stop it." };
 const OFFLINE_TEXT = "Not connected: try again in a moment.";
-/** Refusals for a per-user limit: the notice links to the account's Limits page. */
-const LIMIT_CODES = new Set(["too_many_running", "rate_limited", "daily_tokens", "too_many_sockets"]);
 const CLOSE_TOO_MANY_SOCKETS = 4429;
 
 const chat = document.getElementById("chat");
@@ -20,9 +19,6 @@ const conversationId = chat.dataset.conversation;
 const input = document.getElementById("composer-input");
 const sendButton = document.getElementById("send-button");
 const stopButton = document.getElementById("stop-button");
-const notice = document.getElementById("notice");
-const noticeText = document.getElementById("notice-text");
-const noticeLimits = document.getElementById("notice-limits");
 const connectionStatus = document.getElementById("connection-status");
 
 const thread = new Thread({
@@ -42,7 +38,7 @@ let editing = null;
 let unsentSelect = null;
 let failedAttempts = 0;
 /** Why this user may not send to the conversation's model any more, if they may not. */
-let refusal = chat.dataset.refused === "true" ? noticeText.textContent : "";
+let refusal = chat.dataset.refused === "true" ? noticeMessage() : "";
 
 // ---- controls and notices -------------------------------------------------
 
@@ -73,19 +69,6 @@ function refreshControls() {
 
 function isWaiting() {
   return pending.size > 0 || regenerating !== null;
-}
-
-function showNotice(text, code = "") {
-  noticeText.textContent = text;
-  notice.dataset.code = code;
-  noticeLimits.hidden = !LIMIT_CODES.has(code);
-  notice.hidden = false;
-}
-
-function hideNotice() {
-  notice.hidden = true;
-  noticeText.textContent = "";
-  delete notice.dataset.code;
 }
 
 function setConnected(connected, { reconnecting = true } = {}) {
@@ -223,7 +206,7 @@ function onAccess(frame) {
   if (frame.conversation !== conversationId) return;
   if (frame.allowed === true) {
     refusal = "";
-    if (notice.dataset.code === "access") hideNotice();
+    if (noticeCode() === "access") hideNotice();
     refreshControls();
     return;
   }
@@ -282,7 +265,7 @@ const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
 const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.dataset.wsPath}`, {
   open() {
     failedAttempts = 0;
-    if (notice.dataset.code === "access-changed" || notice.dataset.code === "too_many_sockets") hideNotice();
+    if (noticeCode() === "access-changed" || noticeCode() === "too_many_sockets") hideNotice();
     setConnected(true);
     subscribe();
     flushSends();
@@ -302,7 +285,7 @@ const socket = new ReconnectingSocket(`${scheme}//${window.location.host}${chat.
     } else if (event.code === CLOSE_TOO_MANY_SOCKETS) {
       // The error frame before the close said why; the socket tries again slowly.
       connectionStatus.hidden = true;
-      if (notice.dataset.code !== "too_many_sockets") {
+      if (noticeCode() !== "too_many_sockets") {
         showNotice("Too many chat tabs are open: close one. This tab tries again every 30 s.", "too_many_sockets");
       }
     } else if (event.code === 4403) {
@@ -505,7 +488,6 @@ document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   send();
 });
-document.getElementById("notice-dismiss").addEventListener("click", hideNotice);
 stopButton.addEventListener("click", stop);
 submitOnEnter(input, send);
 const fitInput = autoGrow(input);

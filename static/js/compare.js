@@ -4,11 +4,11 @@
 // the chat page. Turns are sent with a POST; stops go over the socket.
 import { autoGrow, submitOnEnter } from "./composer.js";
 import { addCodeCopyButtons, highlightCode, renderMarkdown } from "./markdown.js";
+import { hideNotice, showNotice } from "./notice.js";
 import { renderReplyState } from "./reply.js";
 import { ReconnectingSocket } from "./socket.js";
 import { ACTIVE, FINAL, GenerationStreams } from "./streams.js";
 
-const LIMIT_CODES = new Set(["too_many_running", "rate_limited", "daily_tokens", "too_many_sockets"]);
 const OFFLINE_TEXT = "Not connected: try again in a moment.";
 
 const root = document.getElementById("compare");
@@ -16,9 +16,6 @@ const data = JSON.parse(document.getElementById("compare-data").textContent);
 const input = document.getElementById("composer-input");
 const sendButton = document.getElementById("send-button");
 const stopButton = document.getElementById("stop-button");
-const notice = document.getElementById("notice");
-const noticeText = document.getElementById("notice-text");
-const noticeLimits = document.getElementById("notice-limits");
 const connectionStatus = document.getElementById("connection-status");
 const userTemplate = document.getElementById("compare-user-template");
 const replyTemplate = document.getElementById("compare-reply-template");
@@ -133,19 +130,6 @@ function refreshControls() {
   root.dataset.busy = String(running.length > 0 || sending);
   sendButton.disabled = running.length > 0 || sending || refused;
   stopButton.hidden = running.length === 0;
-}
-
-function showNotice(text, code = "") {
-  noticeText.textContent = text;
-  notice.dataset.code = code;
-  noticeLimits.hidden = !LIMIT_CODES.has(code);
-  notice.hidden = false;
-}
-
-function hideNotice() {
-  notice.hidden = true;
-  noticeText.textContent = "";
-  delete notice.dataset.code;
 }
 
 // ---- frames from the server -----------------------------------------------
@@ -296,7 +280,6 @@ document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   send();
 });
-document.getElementById("notice-dismiss").addEventListener("click", hideNotice);
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && !event.isComposing) stopAll();
 });

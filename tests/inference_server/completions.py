@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Send
 
 from . import engine
 from .engine import WatchedResponse, dumps
 from .openai_api import (
-    DEFAULT_MESSAGES,
-    ERROR_KINDS,
     FINISH_REASONS,
     MODEL_ID,
     Invalid,
+    OpenAIRequest,
     _number,
-    error_json,
-    failure_json,
-    script_error,
 )
-from .scripts import Script, ScriptError, alternatives, apply_stop, count_tokens, find_directive
-from .state import ERROR, FAILED, GENERATION, OK, ServerState
+from .scripts import Script, ScriptError, alternatives, apply_stop, count_tokens
 
 MAX_LOGPROBS = 5
 MAX_STOP = 4
@@ -188,93 +181,16 @@ class TextCompletion:
 
 
 async def completions(request: Request) -> Response | WatchedResponse:
-    state: ServerState = request.app.state.server
-    body, parse_error = await engine.read_json(request)
-    record = state.new_record(request.url.path, body, kind=GENERATION, protocol="openai")
-    stream = isinstance(body, dict) and bool(body.get("stream"))
-    record.stream = stream
-
-    def reject(
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: Any = None,
-        error_type: str = "invalid_request_error",
-    ) -> Response:
-        state.finish(record, ERROR, status=status)
-        return Response(
-            error_json(message, error_type, param, code), status, media_type="application/json"
-        )
-
-    if parse_error is not None:
-        return reject(400, f"We could not parse the JSON body of your request: {parse_error}")
-    if state.max_concurrent_requests and state.in_flight >= state.max_concurrent_requests:
-        error_type, code = ERROR_KINDS[429]
-        return reject(429, DEFAULT_MESSAGES[429], None, code, error_type)
+    call = await OpenAIRequest.read(request)
+    refused = call.refusal()
+    if refused is not None:
+        return refused
     try:
-        prompt, max_tokens, stop, logprobs = validate(body)
-        found = find_directive(prompt)
-        script, source = (
-            (Script.from_json(found), "directive") if found is not None else state.next_script()
-        )
+        prompt, max_tokens, stop, logprobs = validate(call.body)
+        script = call.script_for(prompt)
     except Invalid as exc:
-        return reject(400, str(exc), exc.param, exc.code)
+        return call.reject(400, str(exc), exc.param, exc.code)
     except ScriptError as exc:
-        return reject(400, str(exc), "prompt")
-    record.script, record.script_source = script.to_json(), source
-    completion = TextCompletion(script, body, prompt, max_tokens, stop, logprobs)
-    plan = completion.plan
-
-    async def produce_stream(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
-            return
-        record.status = 200
-        await engine.start(send, 200, engine.SSE_HEADERS)
-        await engine.paced(
-            send,
-            record,
-            count=len(plan.tokens),
-            render=completion.render,
-            script=script,
-            content_count=len(plan.tokens),
-        )
-        if plan.end == "finish":
-            state.finish(record, OK)
-            await engine.body(send, completion.ending(), more=False)
-        elif plan.end == "fail":
-            state.finish(record, FAILED)
-            event = failure_json(script, record.tokens_sent)
-            await engine.body(send, b"data: " + event + b"\n\n", more=False)
-        elif plan.end == "drop":
-            await engine.drop(state, record)
-        else:
-            await engine.hang(state, record)
-
-    async def produce_once(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
-            return
-        await engine.simulate_generation(script, len(plan.tokens))
-        if plan.end in ("hang", "drop"):
-            record.status = 200
-            await engine.start(send, 200, engine.JSON_HEADERS)
-            await (engine.hang if plan.end == "hang" else engine.drop)(state, record)
-        elif plan.end == "fail":
-            state.finish(record, FAILED, status=500)
-            await engine.respond(send, 500, failure_json(script, len(plan.tokens)))
-        else:
-            record.tokens_sent = len(plan.tokens)
-            record.first_token_at = time.time()
-            state.finish(record, OK, status=200)
-            await engine.respond(send, 200, dumps(completion.response_json()).encode())
-
-    return WatchedResponse(state, record, produce_stream if stream else produce_once)
+        return call.reject(400, str(exc), "prompt")
+    completion = TextCompletion(script, call.body, prompt, max_tokens, stop, logprobs)
+    return call.answer(script, completion, empty_chunk=False)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from .scripts import Script
-from .state import DISCONNECTED, DROPPED, FAILED, HANGING, Record, ServerState
+from .state import DISCONNECTED, DROPPED, ERROR, FAILED, HANGING, Record, ServerState
 
 Producer = Callable[[Send], Awaitable[None]]
 
@@ -85,6 +85,29 @@ async def hang(state: ServerState, record: Record) -> None:
     """Stall until cancelled (the client disconnecting cancels us)."""
     state.set_outcome(record, HANGING)
     await asyncio.get_running_loop().create_future()
+
+
+ErrorOf = Callable[[Script, int], tuple[bytes, list[tuple[bytes, bytes]]]]
+
+
+async def scripted_refusal(
+    send: Send, state: ServerState, record: Record, script: Script, error_of: ErrorOf
+) -> bool:
+    """Wait the script's delay, then answer its scripted error status if it has one, with
+    the body the protocol's ``error_of`` makes. Return whether it answered."""
+    if script.delay:
+        await asyncio.sleep(script.delay)
+    if script.status is None:
+        return False
+    data, headers = error_of(script, script.status)
+    state.finish(record, ERROR, status=script.status)
+    await respond(send, script.status, data, headers)
+    return True
+
+
+async def break_off(state: ServerState, record: Record, end: str) -> None:
+    """End a response the script does not let finish: drop the connection or hang."""
+    await (drop if end == "drop" else hang)(state, record)
 
 
 @dataclass(slots=True)

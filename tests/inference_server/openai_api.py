@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from .scripts import (
     message_text,
     render_chatml,
 )
-from .state import ERROR, FAILED, GENERATION, OK, ServerState
+from .state import ERROR, FAILED, GENERATION, OK, Record, ServerState
 
 MODEL_ID = "scripted/openai-model"
 
@@ -258,98 +257,116 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-async def chat_completions(request: Request) -> Response | WatchedResponse:
-    state: ServerState = request.app.state.server
-    body, parse_error = await engine.read_json(request)
-    record = state.new_record(request.url.path, body, kind=GENERATION, protocol="openai")
-    stream = isinstance(body, dict) and bool(body.get("stream"))
-    record.stream = stream
+class OpenAIRequest:
+    """What the two generation routes share: the request's record, its refusals and answers."""
+
+    def __init__(self, state: ServerState, record: Record, body: Any, parse_error: str | None):
+        self.state, self.record, self.body, self.parse_error = state, record, body, parse_error
+        self.stream = isinstance(body, dict) and bool(body.get("stream"))
+        record.stream = self.stream
+
+    @classmethod
+    async def read(cls, request: Request) -> OpenAIRequest:
+        state: ServerState = request.app.state.server
+        body, parse_error = await engine.read_json(request)
+        record = state.new_record(request.url.path, body, kind=GENERATION, protocol="openai")
+        return cls(state, record, body, parse_error)
 
     def reject(
+        self,
         status: int,
         message: str,
         param: str | None = None,
         code: Any = None,
         error_type: str = "invalid_request_error",
     ) -> Response:
-        state.finish(record, ERROR, status=status)
+        self.state.finish(self.record, ERROR, status=status)
         return Response(
             error_json(message, error_type, param, code), status, media_type="application/json"
         )
 
-    if parse_error is not None:
-        return reject(400, f"We could not parse the JSON body of your request: {parse_error}")
-    if state.max_concurrent_requests and state.in_flight >= state.max_concurrent_requests:
-        error_type, code = ERROR_KINDS[429]
-        return reject(429, DEFAULT_MESSAGES[429], None, code, error_type)
-    try:
-        messages, max_tokens, stop = validate(body)
-    except Invalid as exc:
-        return reject(400, str(exc), exc.param, exc.code)
-    try:
-        found = find_directive(last_user_text(messages))
+    def refusal(self) -> Response | None:
+        """The answer to a body that is not JSON, or to a request over the server's capacity."""
+        if self.parse_error is not None:
+            return self.reject(
+                400, f"We could not parse the JSON body of your request: {self.parse_error}"
+            )
+        state = self.state
+        if state.max_concurrent_requests and state.in_flight >= state.max_concurrent_requests:
+            error_type, code = ERROR_KINDS[429]
+            return self.reject(429, DEFAULT_MESSAGES[429], None, code, error_type)
+        return None
+
+    def script_for(self, text: str) -> Script:
+        """The script a directive in ``text`` gives, else the server's next one."""
+        found = find_directive(text)
         if found is not None:
             script, source = Script.from_json(found), "directive"
         else:
-            script, source = state.next_script()
-    except ScriptError as exc:
-        return reject(400, str(exc), "messages")
-    record.script, record.script_source = script.to_json(), source
-    completion = Completion(script, body, max_tokens, stop)
-    plan = completion.plan
+            script, source = self.state.next_script()
+        self.record.script, self.record.script_source = script.to_json(), source
+        return script
 
-    async def produce_stream(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
-            return
-        record.status = 200
-        await engine.start(send, 200, engine.SSE_HEADERS)
-        await engine.paced(
-            send,
-            record,
-            count=len(plan.tokens),
-            render=completion.render,
-            script=script,
-            content_count=len(plan.tokens),
-        )
-        if plan.end == "finish":
-            if not plan.tokens:
-                await engine.body(send, completion.render(0, 0), more=True)
-            state.finish(record, OK)
-            await engine.body(send, completion.ending(), more=False)
-        elif plan.end == "fail":
-            state.finish(record, FAILED)
-            event = failure_json(script, record.tokens_sent)
-            await engine.body(send, b"data: " + event + b"\n\n", more=False)
-        elif plan.end == "drop":
-            await engine.drop(state, record)
-        else:
-            await engine.hang(state, record)
+    def answer(self, script: Script, completion: Any, *, empty_chunk: bool) -> WatchedResponse:
+        """Answer with ``completion`` (its plan, chunks and whole body) as the script says:
+        server-sent events or one JSON body. ``empty_chunk``: a reply with no tokens
+        still sends one chunk before its ending, as a chat completion does."""
+        state, record, plan = self.state, self.record, completion.plan
 
-    async def produce_once(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
-            return
-        await engine.simulate_generation(script, len(plan.tokens))
-        if plan.end in ("hang", "drop"):
+        async def produce_stream(send: Send) -> None:
+            if await engine.scripted_refusal(send, state, record, script, script_error):
+                return
             record.status = 200
-            await engine.start(send, 200, engine.JSON_HEADERS)
-            await (engine.hang if plan.end == "hang" else engine.drop)(state, record)
-        elif plan.end == "fail":
-            state.finish(record, FAILED, status=500)
-            await engine.respond(send, 500, failure_json(script, len(plan.tokens)))
-        else:
-            record.tokens_sent = len(plan.tokens)
-            record.first_token_at = time.time()
-            state.finish(record, OK, status=200)
-            await engine.respond(send, 200, dumps(completion.response_json()).encode())
+            await engine.start(send, 200, engine.SSE_HEADERS)
+            count = len(plan.tokens)
+            render = completion.render
+            await engine.paced(
+                send, record, count=count, render=render, script=script, content_count=count
+            )
+            if plan.end == "finish":
+                if empty_chunk and not plan.tokens:
+                    await engine.body(send, completion.render(0, 0), more=True)
+                state.finish(record, OK)
+                await engine.body(send, completion.ending(), more=False)
+            elif plan.end == "fail":
+                state.finish(record, FAILED)
+                event = failure_json(script, record.tokens_sent)
+                await engine.body(send, b"data: " + event + b"\n\n", more=False)
+            else:
+                await engine.break_off(state, record, plan.end)
 
-    return WatchedResponse(state, record, produce_stream if stream else produce_once)
+        async def produce_once(send: Send) -> None:
+            if await engine.scripted_refusal(send, state, record, script, script_error):
+                return
+            await engine.simulate_generation(script, len(plan.tokens))
+            if plan.end in ("hang", "drop"):
+                record.status = 200
+                await engine.start(send, 200, engine.JSON_HEADERS)
+                await engine.break_off(state, record, plan.end)
+            elif plan.end == "fail":
+                state.finish(record, FAILED, status=500)
+                await engine.respond(send, 500, failure_json(script, len(plan.tokens)))
+            else:
+                record.tokens_sent = len(plan.tokens)
+                record.first_token_at = time.time()
+                state.finish(record, OK, status=200)
+                await engine.respond(send, 200, dumps(completion.response_json()).encode())
+
+        return WatchedResponse(state, record, produce_stream if self.stream else produce_once)
+
+
+async def chat_completions(request: Request) -> Response | WatchedResponse:
+    call = await OpenAIRequest.read(request)
+    refused = call.refusal()
+    if refused is not None:
+        return refused
+    try:
+        messages, max_tokens, stop = validate(call.body)
+    except Invalid as exc:
+        return call.reject(400, str(exc), exc.param, exc.code)
+    try:
+        script = call.script_for(last_user_text(messages))
+    except ScriptError as exc:
+        return call.reject(400, str(exc), "messages")
+    completion = Completion(script, call.body, max_tokens, stop)
+    return call.answer(script, completion, empty_chunk=True)

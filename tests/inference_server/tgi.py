@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import zlib
 from typing import Any
@@ -364,12 +363,7 @@ async def generate(request: Request, *, stream: bool | None) -> Response | Watch
     gen = Generation(script, inputs, params)
 
     async def produce_stream(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
+        if await engine.scripted_refusal(send, state, record, script, script_error):
             return
         record.status = 200
         await engine.start(send, 200, engine.SSE_HEADERS)
@@ -391,24 +385,17 @@ async def generate(request: Request, *, stream: bool | None) -> Response | Watch
             )
             state.finish(record, FAILED)
             await engine.body(send, b"data:" + event + b"\n\n", more=False)
-        elif gen.plan.end == "drop":
-            await engine.drop(state, record)
         else:
-            await engine.hang(state, record)
+            await engine.break_off(state, record, gen.plan.end)
 
     async def produce_once(send: Send) -> None:
-        if script.delay:
-            await asyncio.sleep(script.delay)
-        if script.status is not None:
-            data, headers = script_error(script, script.status)
-            state.finish(record, ERROR, status=script.status)
-            await engine.respond(send, script.status, data, headers)
+        if await engine.scripted_refusal(send, state, record, script, script_error):
             return
         await engine.simulate_generation(script, len(gen.plan.tokens))
         if gen.plan.end in ("hang", "drop"):
             record.status = 200
             await engine.start(send, 200, engine.JSON_HEADERS)
-            await (engine.hang if gen.plan.end == "hang" else engine.drop)(state, record)
+            await engine.break_off(state, record, gen.plan.end)
         elif gen.plan.end == "fail":
             data = error_body(
                 failure_message(script, len(gen.plan.tokens)), script.error_type or "generation"

@@ -65,6 +65,17 @@ def free_port() -> int:
 
 def prepare_database(database_url: str, env: dict[str, str]) -> None:
     """Create the benchmark database if it is missing and bring its schema up to date."""
+    database_create(database_url)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+    )
+
+
+def database_create(database_url: str) -> None:
+    """Create the database ``database_url`` names, unless it exists."""
     import psycopg
 
     parts = urlsplit(database_url)
@@ -79,12 +90,6 @@ def prepare_database(database_url: str, env: dict[str, str]) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=True,
-    )
 
 
 def database_url_argument(parser: argparse.ArgumentParser) -> None:
@@ -95,13 +100,14 @@ def database_url_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def django_in_process(database_url: str) -> None:
-    """Set Django up in this process (test settings) on ``database_url``, migrated first.
+    """Set Django up in this process (test settings) on ``database_url``, made and migrated first.
 
     For benchmarks that time requests through Django's test client or call services
     directly, without a web process of their own.
     """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    database_create(database_url)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.test")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")

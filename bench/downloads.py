@@ -5,7 +5,8 @@
 
 It writes the file into a temporary folder (deleted at the end), attaches it to
 a gate on the database ``gatehouse_bench``, starts uvicorn on loopback and
-downloads the file with ``curl`` through a signed link, while sampling the web
+downloads the file through a signed link with ``curl`` and with bench/fetch.py (one
+large receive buffer: the client that costs least), while sampling the web
 process's resident memory every 5 ms. In the same run it times
 ``cat FILE > /dev/null`` (the page cache is warm for both: attaching the file
 read it whole), and prints both figures and their ratio (target: at least 50%).
@@ -91,6 +92,21 @@ def time_curl(url: str) -> tuple[float, int]:
         text=True,
     )
     return time.perf_counter() - start, int(result.stdout)
+
+
+def time_fetch(url: str) -> tuple[float, int]:
+    """Download with bench/fetch.py: the cheapest client, one 4 MiB receive buffer."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "fetch.py"), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    received, seconds = result.stdout.split()
+    return float(seconds), int(received)
+
+
+CLIENTS = {"curl": time_curl, "lean": time_fetch}
 
 
 def attach(path: Path, root: Path) -> tuple[str, int]:
@@ -256,25 +272,27 @@ def wait_ready(process: Process, url: str, timeout: float = 30.0) -> None:
 
 
 def measure(web: Process, url: str, size: int, runs: int) -> dict:
-    """Download ``url`` ``runs`` times after a warm-up; the process's peak extra RSS."""
+    """Download ``url`` ``runs`` times with each client after a warm-up: throughput per
+    client and the process's peak extra RSS."""
     assert web.pid is not None
     time_curl(url)  # warm up: imports, the first database connection
-    seconds, extra = [], []
-    for _ in range(runs):
-        before = rss_bytes(web.pid)
-        sampler = RssPeak(web.pid)
-        sampler.start()
-        took, received = time_curl(url)
-        extra.append(sampler.stop() - before)
-        if received != size:
-            raise RuntimeError(f"{url}: received {received} bytes of {size}")
-        seconds.append(took)
-    return {
-        "seconds": seconds,
-        "mib_s": size / statistics.median(seconds) / MIB,
-        "peak_extra_rss_mib": max(extra) / MIB,
-        "rss_mib": rss_bytes(web.pid) / MIB,
-    }
+    figures: dict = {}
+    extra = []
+    for name, client in CLIENTS.items():
+        seconds = []
+        for _ in range(runs):
+            before = rss_bytes(web.pid)
+            sampler = RssPeak(web.pid)
+            sampler.start()
+            took, received = client(url)
+            extra.append(sampler.stop() - before)
+            if received != size:
+                raise RuntimeError(f"{url}: received {received} bytes of {size}")
+            seconds.append(took)
+        figures[name] = {"seconds": seconds, "mib_s": size / statistics.median(seconds) / MIB}
+    figures["peak_extra_rss_mib"] = max(extra) / MIB
+    figures["rss_mib"] = rss_bytes(web.pid) / MIB
+    return figures
 
 
 def report(figures: dict) -> None:
@@ -289,13 +307,18 @@ def report(figures: dict) -> None:
         ("stream", "through the app, streamed by uvicorn"),
         ("accel", "through the app, nginx X-Accel-Redirect"),
     ]
+    print(f"{'':44} {'curl -o /dev/null':>24}  {'bench/fetch.py':>22}")
     for key, label in rows:
         if key in figures:
             row = figures[key]
-            row["ratio_to_cat"] = row["mib_s"] / cat
+            cells = []
+            for name in CLIENTS:
+                row[name]["ratio_to_cat"] = row[name]["mib_s"] / cat
+                cells.append(
+                    f"{row[name]['mib_s']:7.0f} MiB/s {row[name]['ratio_to_cat']:5.0%} of cat"
+                )
             print(
-                f"{label:44} {row['mib_s']:7.0f} MiB/s  {row['ratio_to_cat']:5.0%} of cat"
-                f"  peak extra RSS {row['peak_extra_rss_mib']:.1f} MiB"
+                f"{label:44} {'  '.join(cells)}  peak extra RSS {row['peak_extra_rss_mib']:.1f} MiB"
             )
     VAR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

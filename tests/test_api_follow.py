@@ -32,7 +32,7 @@ async def subscribed(group: str) -> None:
     """Wait until the follower's subscription to ``group`` has reached Redis."""
     from channels.layers import get_channel_layer
 
-    channel = relay._pubsub_group_channel(get_channel_layer())(group)
+    channel = relay.announcements._pubsub_group_channel(get_channel_layer())(group)
     client = relay.async_client()
     async with asyncio.timeout(5):
         while not (await client.pubsub_numsub(channel))[0][1]:

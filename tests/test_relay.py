@@ -48,10 +48,11 @@ async def test_events_numbered_while_redis_is_away_are_written_when_it_answers(m
     assert await publisher.chunk("a")
     working = relay.async_client()
     closed = redis.asyncio.Redis(port=free_port(), socket_connect_timeout=0.5, retry=None)
-    monkeypatch.setattr(relay, "async_client", lambda: closed)
+    # Every module of the relay reads its client through relay.clients: replaced there, for all.
+    monkeypatch.setattr(relay.clients, "async_client", lambda: closed)
     assert not await publisher.chunk("b")
     assert not await publisher.chunk("c")
-    monkeypatch.setattr(relay, "async_client", lambda: working)
+    monkeypatch.setattr(relay.clients, "async_client", lambda: working)
     assert await publisher.done(status="done", stats={}, error=None)
     events = await relay.log_read(publisher.generation_id)
     assert [(e["seq"], e.get("text")) for e in events] == [(1, "a"), (2, "b"), (3, "c"), (4, None)]
@@ -91,7 +92,7 @@ async def _announced_to_a_group_member(group: str) -> dict:
 async def test_with_the_pubsub_layer_announcements_ride_in_the_relays_own_pipeline():
     from channels.layers import get_channel_layer
 
-    assert relay._Announcer(get_channel_layer()).pipelined
+    assert relay.announcements._Announcer(get_channel_layer()).pipelined
     message = await _announced_to_a_group_member("g.pipelined")
     assert message["type"] == "relay.event"
     assert (message["event"]["text"], message["event"]["seq"]) == ("hello", 1)
@@ -101,6 +102,6 @@ async def test_any_other_channel_layer_gets_the_announcements_through_group_send
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     from channels.layers import get_channel_layer
 
-    assert not relay._Announcer(get_channel_layer()).pipelined
+    assert not relay.announcements._Announcer(get_channel_layer()).pipelined
     message = await _announced_to_a_group_member("g.fallback")
     assert (message["event"]["text"], message["event"]["seq"]) == ("hello", 1)

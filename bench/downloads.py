@@ -6,8 +6,8 @@
 It writes the file into a temporary folder (deleted at the end), attaches it to
 a gate on the database ``gatehouse_bench``, starts uvicorn on loopback and
 downloads the file through a signed link with ``curl`` and with bench/fetch.py (one
-large receive buffer: the client that costs least), while sampling the web
-process's resident memory every 5 ms. In the same run it times
+large receive buffer: the client that costs least, to show whether curl is the cap),
+while sampling the web process's resident memory every 5 ms. In the same run it times
 ``cat FILE > /dev/null`` (the page cache is warm for both: attaching the file
 read it whole), and prints both figures and their ratio (target: at least 50%).
 """

@@ -33,6 +33,7 @@ from .backends import (
     Token,
     backend_for,
 )
+from .context import cut
 from .params import SamplingParams
 from .relay import TokenDetail
 
@@ -76,6 +77,10 @@ class Job:
     model_id: str = ""  # the catalog's id of the model: whose fair queue it came from
     prompt: str = ""  # a raw prompt to continue, in place of chat messages
     blind: bool = False  # its frames name no model and carry no stats (an arena side)
+    # The prompt tokens the model's context leaves room for (None: unknown), and the
+    # older turns the web app's estimate left out of ``messages`` already.
+    context_budget: int | None = None
+    trimmed: int = 0
 
 
 # What a `done` frame and a saved generation report of how it went (besides the model id).
@@ -101,13 +106,20 @@ class Outcome:
     revision: str = ""
     system_fingerprint: str = ""
     rendered_prompt: str = field(default="", repr=False)
+    # Older turns left out in all, and the messages sent when the worker left out more
+    # than the web app had (None: ``Job.messages`` were sent as they are).
+    trimmed_messages: int = 0
+    sent_messages: list[ChatMessage] | None = field(default=None, repr=False)
     error_code: str = ""
     error_detail: str = ""
     token_count: int = field(default=0, repr=False)
     tokens: list[TokenDetail] = field(default_factory=list, repr=False)  # when asked for
 
     def stats(self) -> dict[str, Any]:
-        return {**{name: getattr(self, name) for name in STAT_FIELDS}, "model_id": self.model_id}
+        stats = {**{name: getattr(self, name) for name in STAT_FIELDS}, "model_id": self.model_id}
+        if self.trimmed_messages:
+            stats["trimmed_messages"] = self.trimmed_messages
+        return stats
 
     def overloaded_at_start(self) -> bool:
         """Whether the backend refused to start, too busy (HTTP 429), before any text."""
@@ -122,7 +134,7 @@ class Generation:
         self.job = job
         self.limits = limits
         self.publisher = relay.Publisher(job.generation_id, job.group)
-        self.outcome = Outcome()
+        self.outcome = Outcome(trimmed_messages=job.trimmed)
         self._pending: list[str] = []
         self._pending_tokens: list[TokenDetail] = []
         self._details = job.params.alternatives is not None
@@ -192,7 +204,7 @@ class Generation:
                         timeout = limits.idle
                     await self._add(event)
                 elif isinstance(event, Rendered):
-                    self.outcome.rendered_prompt = event.text
+                    self._apply_rendered(event)
                 elif isinstance(event, Finish):
                     self._apply_finish(event)
         finally:
@@ -201,7 +213,13 @@ class Generation:
     def _events(self, backend: Backend) -> AsyncIterator[Event]:
         if self.job.prompt:
             return backend.complete(self.job.prompt, self.job.params)
-        return backend.stream(self.job.messages, self.job.params)
+        return backend.stream(self.job.messages, self.job.params, budget=self.job.context_budget)
+
+    def _apply_rendered(self, event: Rendered) -> None:
+        self.outcome.rendered_prompt = event.text
+        if event.left_out:
+            self.outcome.trimmed_messages = self.job.trimmed + event.left_out
+            self.outcome.sent_messages = cut(self.job.messages, event.left_out)
 
     def _apply_finish(self, event: Finish) -> None:
         self.outcome.finish_reason = event.reason

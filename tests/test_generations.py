@@ -272,7 +272,7 @@ def test_the_claim_checks_access_again_and_refuses_what_was_lost_meanwhile(
 
 
 def test_a_long_history_is_trimmed_oldest_turns_first_keeping_the_system_prompt():
-    from webapp.generations.services import context_fit, estimated_tokens
+    from inference.context import context_fit, estimated_tokens
 
     history = [{"role": "system", "content": "Be brief."}]
     for turn in range(10):

@@ -59,9 +59,12 @@ class Token:
 
 @dataclass(frozen=True)
 class Rendered:
-    """The prompt text the backend received, when the chat template was applied for it."""
+    """The prompt text the backend received, when the chat template was applied for it;
+    ``left_out``: the oldest non-system messages the backend's token count cut besides
+    (see ``inference.context``)."""
 
     text: str
+    left_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,15 @@ Event = Token | Rendered | Finish
 
 
 class Backend(Protocol):
-    def stream(self, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Event]:
-        """Stream the reply to chat ``messages`` (the model's chat template applied)."""
+    def stream(
+        self, messages: list[ChatMessage], params: SamplingParams, *, budget: int | None = None
+    ) -> AsyncIterator[Event]:
+        """Stream the reply to chat ``messages`` (the model's chat template applied).
+
+        ``budget``: the prompt tokens the context leaves room for. A backend that can
+        count tokens leaves out the oldest turns that do not fit, and says how many in
+        its ``Rendered`` event; one that cannot sends the messages as they are.
+        """
         ...
 
     def complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Event]:

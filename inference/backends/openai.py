@@ -73,8 +73,9 @@ class OpenAIBackend:
         self.timeout = openai.Timeout(timeouts.total, connect=timeouts.connect)
 
     async def stream(
-        self, messages: list[ChatMessage], params: SamplingParams
+        self, messages: list[ChatMessage], params: SamplingParams, *, budget: int | None = None
     ) -> AsyncIterator[Event]:
+        # The protocol has no route that counts tokens: the web app's estimate stands.
         async for event in self._post("/chat/completions", {"messages": messages}, params):
             yield event
 

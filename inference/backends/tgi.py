@@ -2,7 +2,9 @@
 
 The client's ``chat(stream=True)`` cannot read current TGI chat chunks, so the
 prompt is rendered with the model's own chat template by TGI (``/chat_tokenize``)
-and streamed from ``/`` as the client's ``generate_stream`` does. A raw
+and streamed from ``/`` as the client's ``generate_stream`` does. The same answer
+counts the prompt's tokens with the model's tokenizer: a history that does not
+fit the context after all loses its oldest turns (``inference.context``). A raw
 completion streams its prompt as it is from ``/generate_stream``. The request is
 sent here, through aiohttp like the client, because the client keeps only the
 body of an error and drops its status: a 500 and an error event mid-stream both
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from text_generation import errors as tgi_errors
 from text_generation.types import Parameters, Request, StreamResponse
 
+from inference.context import counted_fit
 from inference.params import SamplingParams, params_to_tgi
 
 from .base import (
@@ -58,11 +61,20 @@ class TGIBackend:
         self.timeouts = timeouts
 
     async def stream(
-        self, messages: list[ChatMessage], params: SamplingParams
+        self, messages: list[ChatMessage], params: SamplingParams, *, budget: int | None = None
     ) -> AsyncIterator[Event]:
         async with self._session() as session:
-            prompt, prompt_tokens = await self._render(session, messages)
-            yield Rendered(prompt)
+
+            async def count(kept: list[ChatMessage]) -> tuple[int | None, tuple[str, int | None]]:
+                rendered = await self._render(session, kept)
+                return rendered[1], rendered
+
+            if budget is None:
+                left_out, answer = 0, await self._render(session, messages)
+            else:
+                left_out, answer = await counted_fit(messages, budget, count)
+            prompt, prompt_tokens = answer
+            yield Rendered(prompt, left_out=left_out)
             async for event in self._generate(session, "", prompt, params, prompt_tokens):
                 yield event
 

@@ -16,8 +16,11 @@ export function renderReplyState(el, { status, stats, error, trimmed = 0, positi
     status === "queued" && position ? `Queued — position ${position}` : BADGES[status] || "";
   el.querySelector(".error-detail").textContent = error?.detail || DEFAULT_DETAILS[status] || "";
   const parts = statsParts(stats);
-  if (trimmed) {
-    parts.push(`${trimmed} earlier message${trimmed === 1 ? "" : "s"} left out to fit the model's context`);
+  // The worker may leave out more than the page was told at the start: it counts the
+  // prompt's tokens with the model's tokenizer, and its done frame says so.
+  const leftOut = stats?.trimmed_messages || trimmed;
+  if (leftOut) {
+    parts.push(`${leftOut} earlier message${leftOut === 1 ? "" : "s"} left out to fit the model's context`);
   }
   el.querySelector(".message-stats").replaceChildren(...parts.map(span));
 }

@@ -33,6 +33,8 @@ export class Thread {
     this.dirty = new Set();
     this.frameRequested = false;
     this.stickToBottom = true;
+    this.batch = false; // rendering many messages: see endBatch
+    this.cutNote = null;
     scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     scrollDown.addEventListener("click", () => this.jumpToBottom());
   }
@@ -42,6 +44,7 @@ export class Thread {
    * lists every branch: those off the page get a detached element.
    */
   load(messages) {
+    this.batch = true;
     for (const data of messages) {
       this.parents.set(data.id, data.parent ?? null);
       if (data.role !== "user" && data.role !== "assistant") continue;
@@ -58,6 +61,7 @@ export class Thread {
         this.decorate(entry);
       }
     }
+    this.endBatch();
     this.renderSwitchers();
     this.watchEarlier();
   }
@@ -82,11 +86,13 @@ export class Thread {
     const batch = this.hiddenAbove().slice(0, count).reverse();
     const height = this.scroller.scrollHeight;
     this.list.prepend(...batch.map((entry) => entry.el));
+    this.batch = true;
     for (const entry of batch) {
       if (entry.stale || entry.role === "assistant") this.renderText(entry);
       entry.stale = false;
       this.renderStatus(entry);
     }
+    this.endBatch();
     this.scroller.scrollTop += this.scroller.scrollHeight - height;
     this.renderSwitchers();
     this.updateEarlier();
@@ -189,6 +195,7 @@ export class Thread {
       if (el.dataset.id) el.remove();
       el = next;
     }
+    this.batch = true;
     for (const node of this.pathDown(entry)) {
       this.list.append(node.el);
       // A reply may have streamed on while its branch was off the page.
@@ -196,6 +203,7 @@ export class Thread {
       node.stale = false;
       this.renderStatus(node);
     }
+    this.endBatch();
     this.renderSwitchers();
     return this.leaf();
   }
@@ -285,6 +293,37 @@ export class Thread {
       return;
     }
     renderReplyState(entry.el, entry);
+    if (!this.batch) this.markContextCut();
+  }
+
+  /** Messages rendered in a batch (`this.batch` set) mark the context's cut once, here. */
+  endBatch() {
+    this.batch = false;
+    this.markContextCut();
+  }
+
+  /**
+   * Say where the newest reply shown stops seeing the conversation, when older messages
+   * were left out to fit its model's context: a note above the first message it was sent.
+   */
+  markContextCut() {
+    this.cutNote ??= Object.assign(document.createElement("p"), { className: "context-cut" });
+    this.cutNote.remove();
+    const shown = this.list.querySelectorAll('.message[data-role="assistant"]');
+    const reply = shown.length ? this.entries.get(shown[shown.length - 1].dataset.id) : null;
+    const leftOut = reply ? reply.stats?.trimmed_messages || reply.trimmed : 0;
+    if (!leftOut) return;
+    const path = [];
+    for (let id = reply.parent; id; ) {
+      const node = this.entries.get(id);
+      if (node) path.push(node);
+      id = node ? node.parent : this.parents.get(id);
+    }
+    const first = path.reverse()[leftOut];
+    if (!first?.el.isConnected) return;
+    const what = leftOut === 1 ? "The message above was" : `The ${leftOut} messages above were`;
+    this.cutNote.textContent = `${what} left out of the last reply to fit the model's context.`;
+    first.el.before(this.cutNote);
   }
 
   // ---- scrolling ----------------------------------------------------------

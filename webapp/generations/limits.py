@@ -22,6 +22,7 @@ from django.db.models import Case, CharField, Count, F, Q, QuerySet, When
 from django.db.models.functions import Cast
 
 from inference import relay
+from inference.context import estimated_tokens
 from webapp.core.errors import ApplicationError
 
 from .models import ACTIVE_STATUSES, Generation, Origin
@@ -214,8 +215,6 @@ def tokens_record(
     if row is None or row["blind"]:
         return
     if prompt_tokens is None:
-        from .services import estimated_tokens
-
         prompt_tokens = sum(map(estimated_tokens, row["messages"] or []))
     tokens = prompt_tokens + (generated_tokens or 0)
     if not tokens:

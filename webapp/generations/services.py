@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from inference import relay
 from inference.backends import ChatMessage, Endpoint
+from inference.context import context_fit
 from inference.generation import Job, Outcome
 from inference.params import ParamsError, params_parse
 from webapp.catalog.models import LanguageModel
@@ -153,30 +154,6 @@ def _check_prompt(prompt: str, *, model: LanguageModel) -> None:
         )
 
 
-CHARS_PER_TOKEN = 3  # a cautious guess: most tokenizers average 3.5 to 4 on English
-TOKENS_PER_MESSAGE = 8  # the chat template's role markers around each message
-
-
-def estimated_tokens(message: ChatMessage) -> int:
-    return len(message["content"]) // CHARS_PER_TOKEN + TOKENS_PER_MESSAGE
-
-
-def context_fit(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
-    """Drop the oldest turns until ``messages`` fit in ``budget`` tokens (estimated).
-
-    System messages and the last message (the one being answered) are always
-    kept; a turn goes with its reply, so the history never starts with one.
-    """
-    system = [m for m in messages if m["role"] == "system"]
-    turns = [m for m in messages if m["role"] != "system"]
-    used = sum(map(estimated_tokens, system + turns))
-    while used > budget and len(turns) > 1:
-        used -= estimated_tokens(turns.pop(0))
-        while len(turns) > 1 and turns[0]["role"] == "assistant":
-            used -= estimated_tokens(turns.pop(0))
-    return system + turns
-
-
 def _params(
     *,
     model: LanguageModel,
@@ -213,21 +190,23 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
-    messages, prompt, params, group, endpoint, access, blind = claimed
-    refusal = _refusal(access)
+    refusal = _refusal(claimed.access)
     if refusal is not None:
-        raise GenerationRefused("forbidden", refusal, group=group)
-    if endpoint is None:
-        raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=group)
+        raise GenerationRefused("forbidden", refusal, group=claimed.group)
+    if claimed.endpoint is None:
+        raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=claimed.group)
+    params = claimed.params
     return Job(
         generation_id=generation_id,
-        group=group,
-        endpoint=endpoint,
-        messages=messages,
-        prompt=prompt,
-        params=params_parse(params, backend=endpoint.kind, completion=bool(prompt)),
-        model_id=str(access.model_id),
-        blind=blind,
+        group=claimed.group,
+        endpoint=claimed.endpoint,
+        messages=claimed.messages,
+        prompt=claimed.prompt,
+        params=params_parse(params, backend=claimed.endpoint.kind, completion=bool(claimed.prompt)),
+        model_id=str(claimed.access.model_id),
+        blind=claimed.blind,
+        context_budget=claimed.context_length - int(params.get("max_new_tokens") or 0),
+        trimmed=claimed.trimmed,
     )
 
 
@@ -263,7 +242,18 @@ def _refusal(access: _Access) -> str | None:
     return access_refusal(user=user, model_or_gate=model, action=ORIGIN_ACTIONS[access.origin])
 
 
-_Claimed = tuple[list[ChatMessage], str, dict[str, Any], str, Endpoint | None, _Access, bool]
+@dataclass(frozen=True)
+class _Claimed:
+    messages: list[ChatMessage]
+    prompt: str
+    params: dict[str, Any]
+    group: str
+    endpoint: Endpoint | None
+    access: _Access
+    blind: bool
+    trimmed: int  # older turns the web app left out to fit the context
+    context_length: int
+
 
 # Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
 # generation (one the fair queue gave a slot on an endpoint) is claimed.
@@ -271,10 +261,11 @@ _CLAIM = """
 UPDATE "generations_generation" SET "status" = %s, "started_at" = %s, "updated_at" = %s
 WHERE "id" = %s AND "status" = %s AND "admitted_at" IS NOT NULL
 RETURNING "language_model_id", "messages", "params", "channel_group", "user_id", "origin",
-          "endpoint_id", "prompt", "blind"
+          "endpoint_id", "prompt", "blind", "trimmed_messages"
 """
 _ACCESS = """
-SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id"
+SELECT u."is_active", u."is_staff", m."is_active", m."access_policy", m."gate_id",
+       m."context_length"
 FROM "accounts_user" u, "catalog_languagemodel" m WHERE u."id" = %s AND m."id" = %s
 """
 _ENDPOINT = """
@@ -291,7 +282,8 @@ _CLAIM_WITH_ENDPOINT = (
 SELECT c."messages", c."prompt", c."params", c."channel_group",
        c."user_id", u."is_active", u."is_staff", m."id", m."is_active", m."access_policy",
        m."gate_id", c."origin",
-       e."id", e."url", e."api_key", m."backend", m."backend_model", c."blind"
+       e."id", e."url", e."api_key", m."backend", m."backend_model", c."blind",
+       c."trimmed_messages", m."context_length"
 FROM claimed c
 JOIN "catalog_languagemodel" m ON m."id" = c."language_model_id"
 JOIN "accounts_user" u ON u."id" = c."user_id"
@@ -315,15 +307,26 @@ def _claim(generation_id: str) -> _Claimed | None:
             endpoint = _endpoint(*row[12:17]) if row[12] is not None else None
             messages, prompt, params, group = row[:4]
             access = _Access(*row[4:12])
-            blind = bool(row[17])
-            return _json(messages), prompt, _json(params), group, endpoint, access, blind
+            blind, trimmed, context_length = row[17:20]
+            return _Claimed(
+                _json(messages),
+                prompt,
+                _json(params),
+                group,
+                endpoint,
+                access,
+                bool(blind),
+                trimmed,
+                context_length,
+            )
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
-        model_id, messages, params, group, user_id, origin, endpoint_id, prompt, blind = row
+        (model_id, messages, params, group, user_id, origin, endpoint_id, prompt, blind) = row[:9]
+        trimmed = row[9]
         cursor.execute(_ACCESS, [user_id, model_id])
-        user_active, user_staff, model_active, policy, gate_id = cursor.fetchone()
+        user_active, user_staff, model_active, policy, gate_id, context_length = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
         found = cursor.fetchone()
     access = _Access(
@@ -337,7 +340,17 @@ def _claim(generation_id: str) -> _Claimed | None:
         origin,
     )
     endpoint = _endpoint(*found) if found else None
-    return _json(messages), prompt, _json(params), group, endpoint, access, bool(blind)
+    return _Claimed(
+        _json(messages),
+        prompt,
+        _json(params),
+        group,
+        endpoint,
+        access,
+        bool(blind),
+        trimmed,
+        context_length,
+    )
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:
@@ -371,12 +384,20 @@ def generation_finish(*, generation_id: str, outcome: Outcome, endpoint: Endpoin
         error_detail=outcome.error_detail,
         finished_at=now,
         updated_at=now,
+        **_refit(outcome),
     )
     tokens_record(
         generation_id=generation_id,
         prompt_tokens=outcome.prompt_tokens,
         generated_tokens=outcome.generated_tokens,
     )
+
+
+def _refit(outcome: Outcome) -> dict[str, Any]:
+    """The input fields to save when the worker's token count left out more turns."""
+    if outcome.sent_messages is None:
+        return {}
+    return {"messages": outcome.sent_messages, "trimmed_messages": outcome.trimmed_messages}
 
 
 def generation_unblind(*, generation_ids: Sequence[Any]) -> int:

@@ -4,6 +4,7 @@ and the scripted inference server on loopback."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,32 @@ def _close_the_sync_threads_connection(django_db_setup: None) -> Iterator[None]:
     from django.db import connections
 
     asyncio.run(sync_to_async(connections.close_all)())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_again_after_a_deadlock() -> Iterator[None]:
+    """A worker of the session may claim a generation a test left queued while the test's
+    tables are truncated; the claim and TRUNCATE take their locks in opposite orders, and
+    PostgreSQL breaks the deadlock by failing one of them. The flush runs in one transaction,
+    so when it is the one failed it is simply run again."""
+    from django.core.management.base import CommandError
+    from django.db import DatabaseError
+    from django.test import TransactionTestCase
+
+    flush = TransactionTestCase._fixture_teardown
+
+    def flush_until_done(self: TransactionTestCase) -> None:
+        for attempt in range(1, 6):
+            try:
+                return flush(self)
+            except CommandError as error:
+                if attempt == 5 or not isinstance(error.__cause__, DatabaseError):
+                    raise
+                time.sleep(0.1 * attempt)
+
+    TransactionTestCase._fixture_teardown = flush_until_done
+    yield
+    TransactionTestCase._fixture_teardown = flush
 
 
 @pytest.fixture(scope="session")

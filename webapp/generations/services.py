@@ -306,25 +306,14 @@ def _claim(generation_id: str) -> _Claimed | None:
                 return None
             endpoint = _endpoint(*row[12:17]) if row[12] is not None else None
             messages, prompt, params, group = row[:4]
-            access = _Access(*row[4:12])
-            blind, trimmed, context_length = row[17:20]
-            return _Claimed(
-                _json(messages),
-                prompt,
-                _json(params),
-                group,
-                endpoint,
-                access,
-                bool(blind),
-                trimmed,
-                context_length,
+            return _claimed(
+                messages, prompt, params, group, endpoint, _Access(*row[4:12]), row[17:]
             )
         cursor.execute(_CLAIM, values)
         row = cursor.fetchone()
         if row is None:
             return None
         (model_id, messages, params, group, user_id, origin, endpoint_id, prompt, blind) = row[:9]
-        trimmed = row[9]
         cursor.execute(_ACCESS, [user_id, model_id])
         user_active, user_staff, model_active, policy, gate_id, context_length = cursor.fetchone()
         cursor.execute(_ENDPOINT, [endpoint_id])
@@ -340,6 +329,22 @@ def _claim(generation_id: str) -> _Claimed | None:
         origin,
     )
     endpoint = _endpoint(*found) if found else None
+    return _claimed(
+        messages, prompt, params, group, endpoint, access, (blind, row[9], context_length)
+    )
+
+
+def _claimed(
+    messages: Any,
+    prompt: str,
+    params: Any,
+    group: str,
+    endpoint: Endpoint | None,
+    access: _Access,
+    rest: tuple[Any, ...],
+) -> _Claimed:
+    """``rest``: the claim's blind flag, its trimmed count and the model's context length."""
+    blind, trimmed, context_length = rest
     return _Claimed(
         _json(messages),
         prompt,

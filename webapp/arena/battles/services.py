@@ -204,7 +204,8 @@ def _check_votable(turns: list[BattleTurn]) -> None:
 def _counting(*, user: Any, battle: Battle, turns: list[BattleTurn]) -> tuple[bool, str]:
     """Return whether the vote counts toward the ratings and, if not, why."""
     for side, model in zip(SIDES, (battle.model_a, battle.model_b), strict=True):
-        words = give_away_words(model=model)
+        reported = {_side(turn, side).backend_model_id for turn in turns} - {""}
+        words = give_away_words(model=model, backend_ids=reported)
         for turn in turns:
             said = word_said(_side(turn, side).text, words)
             if said is not None:

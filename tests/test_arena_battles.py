@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -259,6 +260,52 @@ def test_concurrent_votes_on_one_battle_count_once(pair, unqueued, settings, mon
     assert sorted(outcome for outcome, _ in results).count("already_voted") == len(winners) - 1
     battle.refresh_from_db()
     assert battle.winner == voted[0] and battle.counted is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_votes_on_different_battles_never_pass_the_daily_cap(
+    pair, unqueued, settings, monkeypatch
+):
+    settings.ARENA_DAILY_VOTES = 3
+    user = UserFactory()
+    for _ in range(2):
+        battle = battle_start(user=user, content="Earlier").battle
+        replies_end(battle.turns.get())
+        battle_vote(user=user, battle_id=battle.pk, winner="model_a")
+    battles = []
+    for _ in range(4):
+        battles.append(battle_start(user=user, content="Race").battle)
+        replies_end(battles[-1].turns.get())
+    counting = services._counting
+
+    def slow_counting(**kwargs):  # a slow moment between counting and saving the vote
+        decided = counting(**kwargs)
+        time.sleep(0.2)
+        return decided
+
+    monkeypatch.setattr(services, "_counting", slow_counting)
+    start = threading.Barrier(len(battles))
+
+    def cast(battle: Battle) -> None:
+        try:
+            start.wait()
+            battle_vote(user=user, battle_id=battle.pk, winner="tie")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=cast, args=(battle,)) for battle in battles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    raced = Battle.objects.filter(pk__in=[battle.pk for battle in battles])
+    assert raced.filter(voted_at__isnull=False).count() == len(battles)
+    assert raced.filter(counted=True).count() == 1
+    assert set(raced.filter(counted=False).values_list("not_counted_reason", flat=True)) == {
+        "Over the cap of 3 counted votes a day."
+    }
+    assert Battle.objects.filter(user=user, counted=True).count() == 3
 
 
 @pytest.mark.parametrize(

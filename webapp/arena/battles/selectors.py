@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.urls import reverse
@@ -94,13 +95,49 @@ def battle_reveal(*, battle: Battle) -> dict[str, Any]:
     return reveal
 
 
-def give_away_words(*, model: Any) -> list[str]:
-    """Return the words that name ``model`` or its maker: a reply saying one is not blind."""
+# Words of model names that name no model in particular: a reply may say them freely.
+_GENERIC = """
+    alpha assistant awq base beta bot chat chatbot code coder distill edition exp
+    experimental fine for gguf gptq hub instruct instruction int large latest lite llm
+    medium mini model models nano new online plus preview pro small the tiny tuned turbo
+    ultra uncensored version vision with
+    one two three four five six seven eight nine ten eleven twelve
+"""
+GENERIC_WORDS = frozenset(_GENERIC.split())
+
+
+def give_away_words(*, model: Any, backend_ids: Iterable[str] = ()) -> list[str]:
+    """Return the words that name ``model`` or its maker: a reply saying one is not blind.
+
+    These are its display name, its slug, the words staff listed, and the distinctive
+    words of its display name and of its backend model ids (the one configured and
+    ``backend_ids``, those its servers reported), with the ids' owners ("meta-llama").
+    """
     words = [model.display_name, model.slug, model.slug.replace("-", " ")]
     entry = ArenaEntry.objects.filter(language_model=model).first()
     if entry is not None:
         words += entry.give_away_words.splitlines()
-    return sorted({w.strip() for w in words if len(w.strip()) >= 2}, key=str.lower)
+    for name in (model.display_name, model.backend_model, *backend_ids):
+        words += _distinctive_words(name)
+    unique = {word.strip().lower(): word.strip() for word in words if len(word.strip()) >= 2}
+    return sorted(unique.values(), key=str.lower)
+
+
+def _distinctive_words(name: str) -> list[str]:
+    """Return the words of a model's name that could only name it, and its owner if any.
+
+    A word is a run of letters: sizes and versions ("8B", "v0.1", "3.5") leave none
+    worth keeping, and words under three letters or in GENERIC_WORDS are dropped.
+    """
+    words = [
+        word
+        for word in re.findall(r"[^\W\d_]+", name)
+        if len(word) >= 3 and word.lower() not in GENERIC_WORDS
+    ]
+    owner, slash, _ = name.partition("/")
+    if slash and len(owner) >= 3 and owner.lower() not in GENERIC_WORDS:
+        words.append(owner)
+    return words
 
 
 def word_said(text: str, words: list[str]) -> str | None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -174,6 +175,7 @@ def battle_vote(*, user: Any, battle_id: Any, winner: Any) -> Battle:
         battle = _unvoted_locked(user=user, battle_id=battle_id)
         turns = battle_turns(battle=battle)
         _check_votable(turns)
+        _voter_lock(user=user)
         counted, reason = _counting(user=user, battle=battle, turns=turns)
         now = timezone.now()
         fields = {"winner": winner, "counted": counted, "not_counted_reason": reason}
@@ -186,6 +188,15 @@ def battle_vote(*, user: Any, battle_id: Any, winner: Any) -> Battle:
         generation_unblind(generation_ids=sides)
     battle.refresh_from_db()
     return battle
+
+
+def _voter_lock(*, user: Any) -> None:
+    """Take the voter's row lock until the vote is saved, so that their votes on other
+    battles are counted against the daily cap one after the other.
+
+    FOR NO KEY UPDATE: rows that merely refer to the user are not held up.
+    """
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).exists()
 
 
 def _check_votable(turns: list[BattleTurn]) -> None:
@@ -204,7 +215,8 @@ def _check_votable(turns: list[BattleTurn]) -> None:
 def _counting(*, user: Any, battle: Battle, turns: list[BattleTurn]) -> tuple[bool, str]:
     """Return whether the vote counts toward the ratings and, if not, why."""
     for side, model in zip(SIDES, (battle.model_a, battle.model_b), strict=True):
-        words = give_away_words(model=model)
+        reported = {_side(turn, side).backend_model_id for turn in turns} - {""}
+        words = give_away_words(model=model, backend_ids=reported)
         for turn in turns:
             said = word_said(_side(turn, side).text, words)
             if said is not None:

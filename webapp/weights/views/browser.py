@@ -73,6 +73,10 @@ def serve(request: HttpRequest, file: WeightFile, downloader: Downloader, via: s
                 "status": response.status_code,
                 "range": request.headers.get("Range"),
                 "token": token.display_prefix if token else None,
+                # The answer's length; unknown when nginx or the object store sends the file.
+                "bytes": int(response["Content-Length"])
+                if response.has_header("Content-Length")
+                else None,
             },
         )
     return response

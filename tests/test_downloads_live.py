@@ -199,3 +199,5 @@ def test_a_range_past_the_end_gets_416_from_the_server(site, weights):
     response = httpx.get(_link(site, weights), headers={"Range": f"bytes={size}-"})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{size}"
+    entry = AuditEntry.objects.get(action="download_refused")
+    assert entry.subject_id == weights.holder.pk and "past the end" in entry.detail["reason"]

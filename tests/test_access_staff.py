@@ -20,7 +20,12 @@ from tests.factories import (
     gate_factory,
 )
 from webapp.access.models import AuditEntry, Gate, GateField, GateLevel, LicenceVersion
-from webapp.access.selectors.reports import percentile
+from webapp.access.selectors.reports import (
+    FileDownloads,
+    decision_hours_by_week,
+    downloads_per_file,
+    percentile,
+)
 from webapp.access.services.audit import audit_record
 from webapp.catalog.models import LanguageModel
 
@@ -93,6 +98,70 @@ def test_the_report_charts_requests_by_week_and_times_to_decision(staff_client, 
     assert 'data-figure="median-hours">3.0 h' in page  # of 1, 2, 3, 4, 10 and 100 hours
     assert 'data-figure="p90-hours">100.0 h' in page
     assert 'data-figure="pending">1' in page
+
+
+def decided_at(gate, decided, hours, status="approved"):
+    request = AccessRequestFactory(gate=gate, status=status)
+    type(request).objects.filter(pk=request.pk).update(
+        created_at=decided - timedelta(hours=hours), decided_at=decided
+    )
+
+
+def test_time_to_decision_is_charted_per_week_as_median_and_90th_percentile(staff_client, gate):
+    last_week = timezone.now() - timedelta(days=7)
+    for hours in (1, 2, 3, 4, 10):
+        decided_at(gate, last_week, hours)
+    decided_at(gate, last_week, 50, status="rejected")
+    AccessRequestFactory(gate=gate, status="approved", auto_decided=True)  # no reviewer: left out
+    decided_at(gate, last_week - timedelta(weeks=20), 500)  # before the chart's twelve weeks
+
+    weeks = decision_hours_by_week(gate=gate)
+    assert len(weeks) == 12 and sum(w.decided for w in weeks) == 6
+    week = weeks[-2]
+    assert (week.decided, week.median_hours, week.p90_hours) == (6, 3.0, 50.0)
+    assert weeks[-1].median_hours is None
+
+    page = staff_client.get("/gates/llama/report/").content.decode()
+    chart = page.split('id="decisions-chart"')[1].split("</svg>")[0]
+    assert chart.count('class="bar bar-median"') == 1 and chart.count('class="bar bar-p90"') == 1
+    assert f"week of {week.start:%d %b}: median 3.0 h of 6 decided" in chart
+    assert "90th percentile 50.0 h of 6 decided" in chart
+    assert "<td>6</td><td>3.0 h</td><td>50.0 h</td>" in page.split('id="decisions-table"')[1]
+
+
+def test_downloads_are_counted_and_charted_per_file(staff_client, gate):
+    user = UserFactory()
+
+    def download(name, **detail):
+        audit_record(action="download", gate=gate, subject=user, detail={"file": name, **detail})
+
+    for sent in (1000, 500, None):
+        download("model.safetensors", bytes=sent)
+    download("config.json")
+    download("<script>alert(1)</script>.bin", bytes=7)
+    refused = {"file": "config.json", "reason": "expired"}
+    audit_record(action="download_refused", outcome="refused", gate=gate, detail=refused)
+    audit_record(action="download", gate=GateFactory(slug="other"), detail={"file": "x.bin"})
+
+    assert downloads_per_file(gate=gate) == [
+        FileDownloads("model.safetensors", 3, 1500),
+        FileDownloads("<script>alert(1)</script>.bin", 1, 7),
+        FileDownloads("config.json", 1, None),
+    ]
+    page = staff_client.get("/gates/llama/report/").content.decode()
+    chart = page.split('id="downloads-chart"')[1].split("</svg>")[0]
+    assert chart.count('class="bar bar-downloads"') == 3
+    assert "<title>model.safetensors: 3 downloads</title>" in chart
+    assert "<script" not in page.split('id="downloads-chart"')[1].split("</table>")[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.bin" in chart
+    rows = page.split('id="downloads-table"')[1]
+    assert '<tr data-file="model.safetensors"><td><code>model.safetensors</code></td>' in rows
+    assert '<td data-figure="downloads">3</td><td data-figure="bytes" title="1500 bytes">' in rows
+
+
+def test_a_report_without_downloads_says_so(staff_client, gate):
+    page = staff_client.get("/gates/llama/report/").content.decode()
+    assert 'id="no-downloads"' in page and 'id="downloads-chart"' not in page
 
 
 def test_percentiles_are_nearest_rank():

@@ -1,16 +1,25 @@
 """Gated access in real browsers: a researcher applies, a reviewer approves in another
-browser, the researcher chats with the gated model, and a revocation ends the chat in the
-tab that is still open."""
+browser, the researcher chats with the gated model and downloads a weight file, and a
+revocation ends the chat in the tab that is still open."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.factories import PASSWORD, GateFieldFactory, UserFactory, gate_factory
 from tests.test_browser import SCREENSHOTS, browser  # noqa: F401 - the shared Chromium
+from tests.weights import write_file
+from webapp.access.models import AuditEntry, Grant
+from webapp.weights.services import weight_file_attach, weights_storage
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +45,18 @@ def pages(browser):  # noqa: F811
     assert refused == []
 
 
+@pytest.fixture
+def stored_weights() -> Iterator[tuple[str, bytes]]:
+    """A file in the weights storage the live site reads (its default, as the test
+    process's), in a folder of its own removed afterwards: its storage path and bytes."""
+    root = Path(weights_storage().location)
+    folder = f"browser-access-{uuid.uuid4().hex}"
+    data = os.urandom(256 * 1024)
+    write_file(root, f"{folder}/model.safetensors", data)
+    yield f"{folder}/model.safetensors", data
+    shutil.rmtree(root / folder, ignore_errors=True)
+
+
 def sign_in(page: Page, site, user) -> None:
     page.goto(f"{site.url}/accounts/login/")
     page.fill("input[name=login]", user.email)
@@ -50,12 +71,14 @@ def verified(**fields):
     return user
 
 
-def test_apply_get_approved_chat_and_a_revocation_ends_the_chat_in_the_open_tab(
-    pages, live_site, worker, inference, openai_model
+def test_apply_get_approved_chat_download_and_a_revocation_ends_the_chat_in_the_open_tab(
+    pages, live_site, worker, inference, openai_model, stored_weights
 ):
     researcher_page, reviewer_page = pages
     gate = gate_factory(slug="llama", name="LLaMA", levels=("chat", "weights"))
     GateFieldFactory(gate=gate, name="affiliation", label="Affiliation")
+    storage_path, data = stored_weights
+    weight_file_attach(gate=gate, name="model.safetensors", storage_path=storage_path)
     openai_model.access_policy, openai_model.gate = "gated", gate
     openai_model.save()
     researcher = verified(email="ada@example.edu")
@@ -68,6 +91,7 @@ def test_apply_get_approved_chat_and_a_revocation_ends_the_chat_in_the_open_tab(
     researcher_page.click("#request-access")
     researcher_page.fill("input[name=answer_affiliation]", "Analytical Engine Lab")
     researcher_page.check("input[name=levels][value=chat]")
+    researcher_page.check("input[name=levels][value=weights]")
     researcher_page.check("input[name=accept_licence]")
     researcher_page.click("#submit-request")
     expect(researcher_page).to_have_url(re.compile(r"/access/$"))
@@ -78,9 +102,11 @@ def test_apply_get_approved_chat_and_a_revocation_ends_the_chat_in_the_open_tab(
     reviewer_page.goto(f"{live_site.url}/review/")
     row = reviewer_page.locator("#review-queue tr", has_text=researcher.email)
     expect(row).to_contain_text("Analytical Engine Lab")
+    expect(row).to_contain_text("chat, weights")
     row.locator("input[name=request]").check()
     reviewer_page.click("#approve-button")
     expect(reviewer_page.locator("#flash-messages")).to_contain_text("Approved 1 request")
+    assert sorted(Grant.objects.get(user=researcher).levels) == ["chat", "weights"]
     assert "was approved" in live_site.last_mail()
 
     # The researcher chats with the gated model.
@@ -93,6 +119,18 @@ def test_apply_get_approved_chat_and_a_revocation_ends_the_chat_in_the_open_tab(
     expect(reply.locator(".message-content")).to_have_text("Hello from behind the gate")
     expect(reply).to_have_attribute("data-status", "done")
     expect(researcher_page.locator("#send-button")).to_be_enabled()
+
+    # In another tab, the chat left open, the researcher downloads the weight file.
+    files_page = researcher_page.context.new_page()
+    files_page.goto(f"{live_site.url}/gates/llama/")
+    row = files_page.locator('#weight-files tr[data-file="model.safetensors"]')
+    expect(row).to_contain_text(hashlib.sha256(data).hexdigest())
+    with files_page.expect_download() as info:
+        row.get_by_role("link", name="Download").click()
+    assert info.value.suggested_filename == "model.safetensors"
+    assert Path(info.value.path()).read_bytes() == data
+    assert AuditEntry.objects.filter(action="download", subject=researcher).count() == 1
+    files_page.close()
 
     # The reviewer revokes; the open tab is told at once and can send nothing more.
     reviewer_page.goto(f"{live_site.url}/review/grants/")

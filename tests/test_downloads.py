@@ -207,6 +207,48 @@ def test_a_token_of_someone_without_the_weights_level_is_refused(client, weights
     assert "does not include weights" in response.content.decode()
 
 
+@pytest.mark.parametrize("way", ["link", "token", "hub"])
+@pytest.mark.parametrize(
+    "header, reason",
+    [
+        ("bytes=300000-", "starts past the end of the file (300000 bytes)"),
+        ("bytes=5-2", "last byte must not come before its first"),
+        ("pages=0-10", "must be one range in bytes"),
+    ],
+)
+def test_a_range_that_cannot_be_served_is_refused_with_416_and_recorded(
+    client, weights, way, header, reason
+):
+    file = weights.files["model.safetensors"]
+    path = signed_path(weights.holder, file) + ("?via=hub" if way == "hub" else "")
+    extra = {"HTTP_RANGE": header, "REMOTE_ADDR": "198.51.100.7"}
+    if way == "token":
+        _, secret = token_create(user=weights.holder, name="cluster", scopes=["downloads"])
+        path = f"/weights/{weights.gate.slug}/files/{file.name}"
+        extra["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    response = client.get(path, **extra)
+    assert response.status_code == 416
+    assert reason in response.content.decode()
+    [entry] = refusals()
+    assert (entry.outcome, entry.subject_id, entry.gate_id, entry.target) == (
+        "refused",
+        weights.holder.pk,
+        weights.gate.pk,
+        str(file.pk),
+    )
+    assert reason in entry.detail["reason"] and entry.detail["range"] == header
+    assert entry.detail["via"] == way and entry.ip == "198.51.100.7"
+    assert not AuditEntry.objects.filter(action="download").exists()
+
+
+def test_a_download_records_the_bytes_it_answered(client, weights):
+    path = signed_path(weights.holder, weights.files["model.safetensors"])
+    body(client.get(path))
+    body(client.get(path, HTTP_RANGE="bytes=-1000"))
+    sent = AuditEntry.objects.filter(action="download").values_list("detail__bytes", flat=True)
+    assert sorted(sent) == [1000, 300_000]
+
+
 def test_anonymous_browsers_are_sent_to_sign_in_and_curl_is_told_why(client, weights):
     url = f"/weights/{weights.gate.slug}/files/config.json"
     response = client.get(url, HTTP_ACCEPT="text/html")

@@ -142,12 +142,18 @@ def test_the_model_info_call_lists_files_with_sizes_and_checksums(site, weights)
     assert missing.status_code == 404 and missing.headers["X-Error-Code"] == "EntryNotFound"
 
 
-@pytest.mark.skipif(
-    not shutil.which("hf") and not Path(sys.executable).with_name("hf").exists(),
-    reason="this huggingface_hub has no hf command",
-)
-def test_the_hf_cli_downloads_with_hf_endpoint(site, weights, hf_env, tmp_path):
-    command = [str(Path(sys.executable).with_name("hf")), "download", GATE_SLUG]
+def cli(name: str) -> str:
+    """The huggingface_hub command ``name`` beside this Python, or on the PATH."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"this huggingface_hub has no {name} command")
+    return found
+
+
+@pytest.mark.parametrize("name", ["hf", "huggingface-cli"])  # the command and its older name
+def test_the_hf_cli_downloads_with_hf_endpoint(site, weights, hf_env, tmp_path, name):
+    command = [cli(name), "download", GATE_SLUG]
     command += ["--token", secret_of(weights.holder), "--local-dir", str(tmp_path / "out")]
     env = {**os.environ, "HF_ENDPOINT": site}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -199,3 +205,5 @@ def test_a_range_past_the_end_gets_416_from_the_server(site, weights):
     response = httpx.get(_link(site, weights), headers={"Range": f"bytes={size}-"})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{size}"
+    entry = AuditEntry.objects.get(action="download_refused")
+    assert entry.subject_id == weights.holder.pk and "past the end" in entry.detail["reason"]

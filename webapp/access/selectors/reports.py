@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from ..models import AccessRequest, AuditEntry, Gate, Grant, Level, RequestStatus
+from ..models import (
+    AccessRequest,
+    AuditEntry,
+    AuditOutcome,
+    Gate,
+    Grant,
+    Level,
+    RequestStatus,
+)
 
 EXPORT_COLUMNS = [
     "id",
@@ -41,14 +51,19 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def _decision_hours(gate: Gate) -> list[float]:
-    """Hours from request to decision, for requests a reviewer decided."""
-    rows = AccessRequest.objects.filter(
+def _decided_by_reviewers(gate: Gate) -> QuerySet[AccessRequest]:
+    return AccessRequest.objects.filter(
         gate=gate,
         status__in=[RequestStatus.APPROVED, RequestStatus.REJECTED],
         auto_decided=False,
-    ).values_list("created_at", "decided_at")
-    return [(decided - created).total_seconds() / 3600 for created, decided in rows if decided]
+        decided_at__isnull=False,
+    )
+
+
+def _decision_hours(gate: Gate) -> list[float]:
+    """Hours from request to decision, for requests a reviewer decided."""
+    rows = _decided_by_reviewers(gate).values_list("created_at", "decided_at")
+    return [(decided - created).total_seconds() / 3600 for created, decided in rows]
 
 
 @dataclass(frozen=True)
@@ -61,20 +76,75 @@ class Week:
         return sum(self.counts.values())
 
 
-def requests_by_week(*, gate: Gate, weeks: int = 12, now: datetime | None = None) -> list[Week]:
-    """Requests made in each of the last ``weeks`` weeks (Monday first), by their status now."""
+def _week_starts(weeks: int, now: datetime | None) -> list[date]:
+    """The Mondays of the last ``weeks`` weeks, this one last."""
     today = timezone.localdate(now or timezone.now())
     first = today - timedelta(days=today.weekday(), weeks=weeks - 1)
-    buckets: dict[date, Counter[str]] = {
-        first + timedelta(weeks=i): Counter() for i in range(weeks)
-    }
-    rows = AccessRequest.objects.filter(gate=gate, created_at__date__gte=first).values_list(
+    return [first + timedelta(weeks=i) for i in range(weeks)]
+
+
+def _monday(moment: datetime) -> date:
+    day = timezone.localdate(moment)
+    return day - timedelta(days=day.weekday())
+
+
+def requests_by_week(*, gate: Gate, weeks: int = 12, now: datetime | None = None) -> list[Week]:
+    """Requests made in each of the last ``weeks`` weeks (Monday first), by their status now."""
+    starts = _week_starts(weeks, now)
+    buckets: dict[date, Counter[str]] = {start: Counter() for start in starts}
+    rows = AccessRequest.objects.filter(gate=gate, created_at__date__gte=starts[0]).values_list(
         "created_at", "status"
     )
     for created, status in rows:
-        day = timezone.localdate(created)
-        buckets[day - timedelta(days=day.weekday())][status] += 1
+        if (monday := _monday(created)) in buckets:
+            buckets[monday][status] += 1
     return [Week(start, dict(counts)) for start, counts in buckets.items()]
+
+
+@dataclass(frozen=True)
+class DecisionWeek:
+    start: date
+    decided: int
+    median_hours: float | None
+    p90_hours: float | None
+
+
+def decision_hours_by_week(
+    *, gate: Gate, weeks: int = 12, now: datetime | None = None
+) -> list[DecisionWeek]:
+    """Median and 90th-percentile hours to a reviewer's decision, by the week it was made."""
+    starts = _week_starts(weeks, now)
+    buckets: dict[date, list[float]] = {start: [] for start in starts}
+    rows = _decided_by_reviewers(gate).filter(decided_at__date__gte=starts[0])
+    for created, decided in rows.values_list("created_at", "decided_at"):
+        if (monday := _monday(decided)) in buckets:
+            buckets[monday].append((decided - created).total_seconds() / 3600)
+    return [
+        DecisionWeek(start, len(hours), percentile(hours, 0.5), percentile(hours, 0.9))
+        for start, hours in buckets.items()
+    ]
+
+
+@dataclass(frozen=True)
+class FileDownloads:
+    name: str
+    downloads: int
+    bytes: int | None  # None: no download of it recorded its length
+
+
+def downloads_per_file(*, gate: Gate) -> list[FileDownloads]:
+    """Downloads recorded in the audit log per file name, the most downloaded first."""
+    rows = (
+        AuditEntry.objects.filter(gate=gate, action="download", outcome=AuditOutcome.OK)
+        .annotate(
+            name=KeyTextTransform("file", "detail"),
+            sent=Cast(KeyTextTransform("bytes", "detail"), BigIntegerField()),
+        )
+        .values("name")
+        .annotate(downloads=Count("id"), total=Sum("sent"))
+        .order_by("-downloads", "name")
+    )
+    return [FileDownloads(row["name"] or "?", row["downloads"], row["total"]) for row in rows]
 
 
 @dataclass(frozen=True)

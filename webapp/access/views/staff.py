@@ -6,8 +6,15 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
-from ..charts import STATUS_ORDER, weeks_chart
-from ..selectors.reports import audit_csv, audit_jsonl, gate_figures, requests_by_week
+from ..charts import STATUS_ORDER, decisions_chart, downloads_chart, weeks_chart
+from ..selectors.reports import (
+    audit_csv,
+    audit_jsonl,
+    decision_hours_by_week,
+    downloads_per_file,
+    gate_figures,
+    requests_by_week,
+)
 from .common import gate_or_404
 
 
@@ -15,12 +22,18 @@ from .common import gate_or_404
 def report(request: HttpRequest, slug: str) -> HttpResponse:
     gate = gate_or_404(slug)
     weeks = requests_by_week(gate=gate)
+    decision_weeks = decision_hours_by_week(gate=gate)
+    downloads = downloads_per_file(gate=gate)
     context = {
         "gate": gate,
         "rows": [(w.start, [w.counts.get(s, 0) for s in STATUS_ORDER]) for w in weeks],
         "chart": weeks_chart(weeks),
         "statuses": STATUS_ORDER,
         "figures": gate_figures(gate=gate),
+        "decision_weeks": decision_weeks,
+        "decisions_chart": decisions_chart(decision_weeks),
+        "downloads": downloads,
+        "downloads_chart": downloads_chart(downloads),
     }
     return render(request, "access/report.html", context)
 

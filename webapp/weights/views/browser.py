@@ -60,22 +60,43 @@ def serve(request: HttpRequest, file: WeightFile, downloader: Downloader, via: s
         filename=file.basename,
     )
     response = file_response(request, stored)
-    if request.method == "GET" and response.status_code in (200, 206, 302):
-        token = downloader.token
-        download_record(
-            gate=file.gate,
-            user=downloader.user,
-            outcome=AuditOutcome.OK,
-            via=via,
-            request=request,
-            file=file,
-            detail={
-                "status": response.status_code,
-                "range": request.headers.get("Range"),
-                "token": token.display_prefix if token else None,
-            },
-        )
+    status = response.status_code
+    if status == 416 or (request.method == "GET" and status in (200, 206, 302)):
+        _served_record(request, file=file, downloader=downloader, via=via, response=response)
     return response
+
+
+def _served_record(
+    request: HttpRequest,
+    *,
+    file: WeightFile,
+    downloader: Downloader,
+    via: str,
+    response: HttpResponse,
+) -> None:
+    """Record a download, or a Range that could not be served as a refused attempt."""
+    detail: dict[str, object] = {
+        "status": response.status_code,
+        "range": request.headers.get("Range"),
+    }
+    if response.status_code == 416:
+        outcome = AuditOutcome.REFUSED
+        detail["reason"] = getattr(request, "range_problem", "The range cannot be served.")
+    else:
+        outcome = AuditOutcome.OK
+        detail["token"] = downloader.token.display_prefix if downloader.token else None
+        # The answer's length; unknown when nginx or the object store sends the file.
+        length = response.get("Content-Length")
+        detail["bytes"] = int(length) if length else None
+    download_record(
+        gate=file.gate,
+        user=downloader.user,
+        outcome=outcome,
+        via=via,
+        request=request,
+        file=file,
+        detail=detail,
+    )
 
 
 @never_cache

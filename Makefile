@@ -15,7 +15,8 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 
-.PHONY: install run test test-fast lint format bench bench-api bench-downloads drill clean
+.PHONY: install run test test-fast lint format bench bench-api bench-downloads bench-conversations \
+	bench-leaderboard drill clean
 
 install: $(STAMP)
 
@@ -51,12 +52,21 @@ format: install
 bench: install
 	$(PY) bench/relay.py
 
-# Serving a 1 GiB weight file: throughput next to cat, the web process's extra memory.
+# What the /v1 API adds over calling the model server directly, and its requests per second.
 bench-api: install
 	$(PY) bench/api.py
 
+# Serving a 1 GiB weight file: throughput next to cat, the web process's extra memory.
 bench-downloads: install
 	$(PY) bench/downloads.py
+
+# Opening a 2,000-message conversation and searching 100,000 messages, next to a short one.
+bench-conversations: install
+	$(PY) bench/conversations.py
+
+# The leaderboard recomputed from 100,000 votes over 30 models, next to a single fit.
+bench-leaderboard: install
+	$(PY) bench/leaderboard.py
 
 # The fault drills (Redis, worker and PostgreSQL faults on a stack of their own), each
 # run DRILL_RUNS times; prints their figures (docs/reliability.md).

@@ -122,6 +122,60 @@ def test_imported_replies_keep_the_stats_model_and_parameters_of_the_export(user
     assert next(m for m in again if m["content"] == "Blue")["generation"]["params"] == {"seed": 2}
 
 
+def test_a_round_trip_keeps_the_system_prompt_parameters_branch_viewed_and_pin(
+    user, branched, model
+):
+    conversation, _ = branched
+    red = conversation.messages.get(generation__text="Red")
+    Conversation.objects.filter(pk=conversation.pk).update(
+        system_prompt="Answer in one word.",
+        params={"temperature": 0.2, "stop": ["\n\n"]},
+        current_leaf=red,
+        pinned=True,
+    )
+    other = UserFactory()
+
+    _import(other, export.conversations_export_json(user=user), model)
+
+    copy = Conversation.objects.get(user=other)
+    assert (copy.system_prompt, copy.params, copy.pinned) == (
+        "Answer in one word.",
+        {"temperature": 0.2, "stop": ["\n\n"]},
+        True,
+    )
+    shown = message_path(conversation=copy, leaf_id=copy.current_leaf_id)
+    assert [m.text for m in shown] == ["Name a colour", "Red"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"system_prompt": 5}, "the system prompt must be text"),
+        ({"system_prompt": "x" * 100_000}, "the system prompt is too long"),
+        ({"params": ["temperature", 1]}, "its parameters are not an object"),
+        ({"params": {"temperature": 9}}, "temperature must be"),
+        ({"params": {"volume": 11}}, "unknown sampling parameter"),
+        ({"current_leaf": "7"}, "its current message '7' is not one of its messages"),
+        ({"current_leaf": ["1"]}, "its current message .* is not one of its messages"),
+        ({"pinned": "yes"}, "pinned is neither true nor false"),
+    ],
+)
+def test_bad_conversation_settings_in_an_export_are_refused_and_nothing_is_imported(
+    user, model, fields, error
+):
+    one = {"id": "1", "parent": None, "role": "user", "content": "hi"}
+    data = {
+        "format": "gatehouse-export",
+        "conversations": [
+            {"title": "good", "messages": [one], "system_prompt": "Be brief."},
+            {"title": "bad", "messages": [one], **fields},
+        ],
+    }
+    with pytest.raises(ValidationFailed, match=f"Conversation 2: {error}"):
+        _import(user, data, model)
+    assert not Conversation.objects.filter(user=user).exists()
+
+
 @pytest.mark.parametrize(
     "stats",
     [

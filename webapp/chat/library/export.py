@@ -64,6 +64,10 @@ def _conversation(conversation: Conversation, messages: list[Message]) -> dict[s
         "id": str(conversation.pk),
         "title": conversation.title,
         "model": conversation.model.slug,
+        "system_prompt": conversation.system_prompt,
+        "params": conversation.params,
+        # The last message of the branch last viewed; the conversation reopens on it.
+        "current_leaf": str(conversation.current_leaf_id) if conversation.current_leaf_id else None,
         "pinned": conversation.pinned,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),

@@ -35,6 +35,10 @@ class Tree:
     model_slug: str | None
     created_at: dt.datetime | None
     nodes: list[Node] = field(default_factory=list)  # parents before children
+    system_prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # checked against the model on import
+    current_leaf: str | None = None  # the key of the node the conversation reopens on
+    pinned: bool = False
 
 
 def tree_order(nodes: Iterable[Node], *, where: str) -> list[Node]:

@@ -72,6 +72,14 @@ def test_markdown_export_shows_the_path_to_the_newest_message(user, branched):
     assert "Blue" in text and "Why blue?" in text and "Red" not in text
 
 
+def test_markdown_export_follows_the_branch_last_viewed(user, branched):
+    conversation, _ = branched
+    red = conversation.messages.get(generation__text="Red")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=red)
+    text = export.conversations_export_markdown(user=user, conversation_id=conversation.pk)
+    assert "Red" in text and "Blue" not in text and "Why blue?" not in text
+
+
 def test_export_of_another_users_conversation_is_not_found(user, branched):
     with pytest.raises(NotFound):
         export.conversations_export_json(user=UserFactory(), conversation_id=branched[0].pk)

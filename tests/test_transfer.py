@@ -292,6 +292,28 @@ def test_a_cycle_in_a_chatgpt_mapping_is_refused_and_nothing_is_imported(user, m
     assert not Conversation.objects.filter(user=user).exists()
 
 
+@pytest.mark.parametrize("text", ["x" * 1001, "a NUL \u0000 inside"])
+def test_a_chatgpt_message_too_long_or_with_a_nul_is_refused_as_in_a_gatehouse_export(
+    user, model, settings, text
+):
+    settings.CHAT_MAX_MESSAGE_CHARS = 100  # imports take ten times that
+    mapping = {
+        "r": _node("r", None, ["q"]),
+        "q": _node("q", "r", ["a"], "user", "Tell me a story"),
+        "a": _node("a", "q", [], "assistant", text),
+    }
+    fine = {"r": _node("r", None, ["m"]), "m": _node("m", "r", [], "user", "fine")}
+    data = _chatgpt(fine, title="Fine") + _chatgpt(mapping)
+    with pytest.raises(
+        ValidationFailed, match="Conversation 2: a message is too long or holds a NUL character"
+    ):
+        _import(user, data, model)
+    assert not Conversation.objects.filter(user=user).exists()
+    gatehouse = _export_of({"id": "1", "role": "user", "content": text})
+    with pytest.raises(ValidationFailed, match="Conversation 1: a message is too long"):
+        _import(user, gatehouse, model)
+
+
 def test_children_that_are_not_the_nodes_own_are_refused(user, model):
     mapping = {
         "r": _node("r", None, ["m", "r"]),

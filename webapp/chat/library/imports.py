@@ -22,7 +22,15 @@ from webapp.generations.imported import ImportedReply, generations_import, impor
 
 from . import chatgpt
 from .export import FORMAT
-from .tree import Node, Tree, messages_insert, time_read, title_read, tree_order
+from .tree import (
+    Node,
+    Tree,
+    content_check,
+    messages_insert,
+    time_read,
+    title_read,
+    tree_order,
+)
 
 MAX_MESSAGES = 200_000
 _MB = 1024 * 1024
@@ -177,9 +185,7 @@ def _role(value: Any, where: str) -> str:
 def _content(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{where}: a message's content is not text.")
-    if len(value) > settings.CHAT_MAX_MESSAGE_CHARS * 10 or "\x00" in value:
-        raise ValidationFailed(f"{where}: a message is too long or holds a NUL character.")
-    return value
+    return content_check(value, where=where)
 
 
 def _models(

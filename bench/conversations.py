@@ -5,7 +5,9 @@ timed next to opening a 10-message conversation in the same run.
 
 Runs in-process through Django's test client (no network) against PostgreSQL
 (default: $DATABASE_URL, else the database ``gatehouse_bench``, migrated first).
-The data is made with bulk_create under a fresh user and deleted at the end.
+The data is made with bulk_create under a fresh user and deleted at the end: a
+conversation of 10 messages, two of 2,000 (one to open warm, one cold), and
+conversations of 2,000 (the last one shorter) up to ``--messages`` in all.
 Times are medians of ``--runs`` requests after one warm-up; the SQL query count of
 each request is printed beside it. The first open of a 2,000-message conversation
 (its replies rendered and their HTML kept) is timed once, on a conversation of its own.
@@ -50,13 +52,18 @@ WORDS = (
     "tundra",
 )
 
+FIXED = 10 + 2000 + 2000  # the conversations opened: small, large, cold
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     database_url_argument(parser)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.messages < FIXED:
+        parser.error(f"--messages must be at least {FIXED}")
+    return args
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -126,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.test.utils import CaptureQueriesContext
 
     from tests.factories import LanguageModelFactory, UserFactory
+    from webapp.chat.models import Message
 
     rng = random.Random(10)
     user = UserFactory(email=f"bench-{uuid.uuid4().hex[:8]}@example.org")
@@ -135,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         small = _conversation(user, model, 10, rng)
         large = _conversation(user, model, 2000, rng)
         cold = _conversation(user, model, 2000, rng)
-        for _ in range((args.messages - 4010) // 2000):
-            _conversation(user, model, 2000, rng, rare_every=400)
+        rest = args.messages - FIXED
+        for size in [2000] * (rest // 2000) + ([rest % 2000] if rest % 2000 else []):
+            _conversation(user, model, size, rng, rare_every=400)
+        made = Message.objects.filter(conversation__user=user).count()
+        assert made == args.messages, (made, args.messages)
         with connection.cursor() as cursor:  # fresh statistics, as autovacuum would leave
             cursor.execute("ANALYZE chat_message, generations_generation, chat_conversation")
         client = Client()

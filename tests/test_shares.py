@@ -53,6 +53,24 @@ def test_a_share_follows_the_chosen_leaf_not_a_sibling_branch(user, chat):
     assert share.messages[-1]["content"].startswith("It is")
 
 
+def test_sharing_from_the_sidebar_shares_the_branch_last_viewed_not_the_newest(client, user, chat):
+    conversation, question, answer = chat
+    follow = MessageFactory(conversation=conversation, parent=answer, content="And 3+3?")
+    reply_factory(conversation=conversation, parent=question, text="Newer branch")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=follow)
+    client.force_login(user)
+
+    response = client.post(f"/c/{conversation.pk}/share")  # no leaf: the chat is not open
+
+    assert response.status_code == 200
+    share = Share.objects.get(token=response.json()["token"])
+    assert [m["content"] for m in share.messages] == [
+        "What is **2+2**?",
+        "It is <script>alert(1)</script> **4**.",
+        "And 3+3?",
+    ]
+
+
 def test_share_ids_are_unguessable_and_a_guess_is_not_found(user, chat):
     share = sharing.share_create(user=user, conversation_id=chat[0].pk)
     assert len(share.token) >= 22

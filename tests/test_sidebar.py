@@ -193,6 +193,28 @@ def test_a_word_in_every_message_opens_at_the_newest_match(user):
     assert "a river, 149" in hits[0].snippet
 
 
+@pytest.mark.parametrize("vendor", ["postgresql", "sqlite"])
+def test_a_word_common_in_the_newest_conversation_still_finds_the_others(user, vendor, monkeypatch):
+    from django.db import connection
+
+    _, said_once, _ = _chat(user, "Said once", "I saw an otter today", "Nice.")
+    _, _, replied_once = _chat(user, "Replied once", "What swims?", "An otter swims.")
+    busy = ConversationFactory(user=user, title="Busy")
+    parent = None
+    for i in range(120):
+        parent = MessageFactory(conversation=busy, parent=parent, content=f"otter {i}")
+        parent = reply_factory(conversation=busy, parent=parent, text=f"the otter, {i}")
+    monkeypatch.setattr(connection, "vendor", vendor)  # sqlite: the plain fallback
+
+    hits = selectors.conversation_search(user=user, query="otter")
+
+    assert [(h.conversation.title, h.message_id) for h in hits] == [
+        ("Busy", parent.pk),
+        ("Replied once", replied_once.pk),
+        ("Said once", said_once.pk),
+    ]
+
+
 def test_replies_imported_as_text_are_found_too(user):
     conversation = ConversationFactory(user=user, title="Imported")
     question = MessageFactory(conversation=conversation, content="Where?")

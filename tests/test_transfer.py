@@ -72,6 +72,14 @@ def test_markdown_export_shows_the_path_to_the_newest_message(user, branched):
     assert "Blue" in text and "Why blue?" in text and "Red" not in text
 
 
+def test_markdown_export_follows_the_branch_last_viewed(user, branched):
+    conversation, _ = branched
+    red = conversation.messages.get(generation__text="Red")
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=red)
+    text = export.conversations_export_markdown(user=user, conversation_id=conversation.pk)
+    assert "Red" in text and "Blue" not in text and "Why blue?" not in text
+
+
 def test_export_of_another_users_conversation_is_not_found(user, branched):
     with pytest.raises(NotFound):
         export.conversations_export_json(user=UserFactory(), conversation_id=branched[0].pk)
@@ -120,6 +128,60 @@ def test_imported_replies_keep_the_stats_model_and_parameters_of_the_export(user
     assert message_serialize(blue)["generation"]["stats"]["generated_tokens"] == 3
     again = export.conversations_export_json(user=other)["conversations"][0]["messages"]
     assert next(m for m in again if m["content"] == "Blue")["generation"]["params"] == {"seed": 2}
+
+
+def test_a_round_trip_keeps_the_system_prompt_parameters_branch_viewed_and_pin(
+    user, branched, model
+):
+    conversation, _ = branched
+    red = conversation.messages.get(generation__text="Red")
+    Conversation.objects.filter(pk=conversation.pk).update(
+        system_prompt="Answer in one word.",
+        params={"temperature": 0.2, "stop": ["\n\n"]},
+        current_leaf=red,
+        pinned=True,
+    )
+    other = UserFactory()
+
+    _import(other, export.conversations_export_json(user=user), model)
+
+    copy = Conversation.objects.get(user=other)
+    assert (copy.system_prompt, copy.params, copy.pinned) == (
+        "Answer in one word.",
+        {"temperature": 0.2, "stop": ["\n\n"]},
+        True,
+    )
+    shown = message_path(conversation=copy, leaf_id=copy.current_leaf_id)
+    assert [m.text for m in shown] == ["Name a colour", "Red"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"system_prompt": 5}, "the system prompt must be text"),
+        ({"system_prompt": "x" * 100_000}, "the system prompt is too long"),
+        ({"params": ["temperature", 1]}, "its parameters are not an object"),
+        ({"params": {"temperature": 9}}, "temperature must be"),
+        ({"params": {"volume": 11}}, "unknown sampling parameter"),
+        ({"current_leaf": "7"}, "its current message '7' is not one of its messages"),
+        ({"current_leaf": ["1"]}, "its current message .* is not one of its messages"),
+        ({"pinned": "yes"}, "pinned is neither true nor false"),
+    ],
+)
+def test_bad_conversation_settings_in_an_export_are_refused_and_nothing_is_imported(
+    user, model, fields, error
+):
+    one = {"id": "1", "parent": None, "role": "user", "content": "hi"}
+    data = {
+        "format": "gatehouse-export",
+        "conversations": [
+            {"title": "good", "messages": [one], "system_prompt": "Be brief."},
+            {"title": "bad", "messages": [one], **fields},
+        ],
+    }
+    with pytest.raises(ValidationFailed, match=f"Conversation 2: {error}"):
+        _import(user, data, model)
+    assert not Conversation.objects.filter(user=user).exists()
 
 
 @pytest.mark.parametrize(
@@ -228,6 +290,28 @@ def test_a_cycle_in_a_chatgpt_mapping_is_refused_and_nothing_is_imported(user, m
     with pytest.raises(ValidationFailed, match="cycle"):
         _import(user, data, model)
     assert not Conversation.objects.filter(user=user).exists()
+
+
+@pytest.mark.parametrize("text", ["x" * 1001, "a NUL \u0000 inside"])
+def test_a_chatgpt_message_too_long_or_with_a_nul_is_refused_as_in_a_gatehouse_export(
+    user, model, settings, text
+):
+    settings.CHAT_MAX_MESSAGE_CHARS = 100  # imports take ten times that
+    mapping = {
+        "r": _node("r", None, ["q"]),
+        "q": _node("q", "r", ["a"], "user", "Tell me a story"),
+        "a": _node("a", "q", [], "assistant", text),
+    }
+    fine = {"r": _node("r", None, ["m"]), "m": _node("m", "r", [], "user", "fine")}
+    data = _chatgpt(fine, title="Fine") + _chatgpt(mapping)
+    with pytest.raises(
+        ValidationFailed, match="Conversation 2: a message is too long or holds a NUL character"
+    ):
+        _import(user, data, model)
+    assert not Conversation.objects.filter(user=user).exists()
+    gatehouse = _export_of({"id": "1", "role": "user", "content": text})
+    with pytest.raises(ValidationFailed, match="Conversation 1: a message is too long"):
+        _import(user, gatehouse, model)
 
 
 def test_children_that_are_not_the_nodes_own_are_refused(user, model):

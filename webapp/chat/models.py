@@ -80,6 +80,10 @@ class Message(BaseModel):
 
     class Meta:
         ordering = ["created_at"]
+        # A conversation's messages newest first: search walks them back to the newest match.
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="chat_message_conv_time")
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],

@@ -12,7 +12,7 @@ from typing import Any
 
 from webapp.core.errors import ValidationFailed
 
-from .tree import Node, Tree, time_read, title_read
+from .tree import Node, Tree, content_check, time_read, title_read
 
 _KEPT_ROLES = {"user", "assistant", "system"}
 
@@ -37,6 +37,7 @@ def tree(item: dict[str, Any], *, where: str) -> Tree:
             kept_parent[key] = above
             continue
         role, content, created = message
+        content = content_check(content, where=where)
         nodes.append(
             Node(key=key, parent=above, role=role, content=content, created_at=time_read(created))
         )
@@ -90,6 +91,6 @@ def _message(message: Any) -> tuple[str, str, Any] | None:
     if role not in _KEPT_ROLES or not isinstance(parts, list):
         return None
     text = "\n".join(p for p in parts if isinstance(p, str)).strip()
-    if not text or "\x00" in text:
+    if not text:
         return None
     return role, text, message.get("create_time")

@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from webapp.chat.models import Conversation, Message
-from webapp.chat.selectors import _HTML, _INPUTS, _path
+from webapp.chat.selectors import _HTML, _INPUTS, branch_path
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
 
@@ -64,6 +64,10 @@ def _conversation(conversation: Conversation, messages: list[Message]) -> dict[s
         "id": str(conversation.pk),
         "title": conversation.title,
         "model": conversation.model.slug,
+        "system_prompt": conversation.system_prompt,
+        "params": conversation.params,
+        # The last message of the branch last viewed; the conversation reopens on it.
+        "current_leaf": str(conversation.current_leaf_id) if conversation.current_leaf_id else None,
         "pinned": conversation.pinned,
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
@@ -90,18 +94,17 @@ def _message(message: Message) -> dict[str, Any]:
 
 
 def conversations_export_markdown(*, user: Any, conversation_id: Any = None) -> str:
-    """Return the path to each conversation's newest message as Markdown."""
+    """Return each conversation's branch last viewed (else the one to its newest message)
+    as Markdown."""
     found, messages = _load(user, conversation_id)
     return "\n\n---\n\n".join(_markdown(c, messages[c.pk]) for c in found) + "\n"
 
 
 def _markdown(conversation: Conversation, messages: list[Message]) -> str:
     lines = [f"# {conversation.title}", "", f"Model: {conversation.model.display_name}"]
-    if messages:
-        by_id = {m.pk: m for m in messages}
-        for message in _path(by_id, max(messages, key=lambda m: m.created_at)):
-            who = "You" if message.role == "user" else message.role.title()
-            if message.generation is not None:
-                who += f" ({message.generation.language_model.display_name})"
-            lines += ["", f"## {who}", "", message.text]
+    for message in branch_path(messages, conversation.current_leaf_id):
+        who = "You" if message.role == "user" else message.role.title()
+        if message.generation is not None:
+            who += f" ({message.generation.language_model.display_name})"
+        lines += ["", f"## {who}", "", message.text]
     return "\n".join(lines)

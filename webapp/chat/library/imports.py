@@ -15,13 +15,22 @@ from django.utils import timezone
 
 from webapp.catalog.models import LanguageModel
 from webapp.catalog.policy import model_can_use
+from webapp.chat.configure import params_clean, system_prompt_clean
 from webapp.chat.models import Conversation, Message, Role
 from webapp.core.errors import ValidationFailed
 from webapp.generations.imported import ImportedReply, generations_import, imported_stats_read
 
 from . import chatgpt
 from .export import FORMAT
-from .tree import Node, Tree, messages_insert, time_read, title_read, tree_order
+from .tree import (
+    Node,
+    Tree,
+    content_check,
+    messages_insert,
+    time_read,
+    title_read,
+    tree_order,
+)
 
 MAX_MESSAGES = 200_000
 _MB = 1024 * 1024
@@ -62,6 +71,8 @@ def conversations_import(*, user: Any, data: bytes, default_model: LanguageModel
     if total > MAX_MESSAGES:
         raise ValidationFailed(f"The file holds {total} messages; at most {MAX_MESSAGES}.")
     models = _models(user, trees, default_model)
+    for i, tree in enumerate(trees):
+        tree.params = _params(tree.params, models[tree.model_slug], f"Conversation {i + 1}")
     with transaction.atomic():
         for tree in trees:
             _write(user, tree, models[tree.model_slug], models)
@@ -115,7 +126,46 @@ def _gatehouse_tree(item: Any, where: str) -> Tree:
         model_slug=item.get("model") if isinstance(item.get("model"), str) else None,
         created_at=time_read(item.get("created_at")),
         nodes=tree_order(nodes, where=where),
+        **_settings(item, {n.key for n in nodes}, where),
     )
+
+
+def _settings(item: dict[str, Any], keys: set[str], where: str) -> dict[str, Any]:
+    """Read the conversation's system prompt, parameters (checked once its model is known),
+    branch last viewed and pin; an export made before they were exported has none."""
+    prompt, params = item.get("system_prompt"), item.get("params")
+    leaf, pinned = item.get("current_leaf"), item.get("pinned", False)
+    try:
+        prompt = system_prompt_clean("" if prompt is None else prompt)
+    except ValidationFailed as exc:
+        raise _within(where, exc) from exc
+    if params is not None and not isinstance(params, dict):
+        raise ValidationFailed(f"{where}: its parameters are not an object.")
+    if leaf is not None and (not isinstance(leaf, str | int) or str(leaf) not in keys):
+        raise ValidationFailed(
+            f"{where}: its current message {str(leaf)[:40]!r} is not one of its messages."
+        )
+    if not isinstance(pinned, bool):
+        raise ValidationFailed(f"{where}: pinned is neither true nor false.")
+    return {
+        "system_prompt": prompt,
+        "params": params or {},
+        "current_leaf": None if leaf is None else str(leaf),
+        "pinned": pinned,
+    }
+
+
+def _within(where: str, exc: ValidationFailed) -> ValidationFailed:
+    return ValidationFailed(f"{where}: {exc.detail[:1].lower()}{exc.detail[1:]}")
+
+
+def _params(params: dict[str, Any], model: LanguageModel, where: str) -> dict[str, Any]:
+    if not params:
+        return {}
+    try:
+        return params_clean(model=model, params=params)
+    except ValidationFailed as exc:
+        raise _within(where, exc) from exc
 
 
 def _text(value: Any, where: str, name: str) -> str:
@@ -135,9 +185,7 @@ def _role(value: Any, where: str) -> str:
 def _content(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ValidationFailed(f"{where}: a message's content is not text.")
-    if len(value) > settings.CHAT_MAX_MESSAGE_CHARS * 10 or "\x00" in value:
-        raise ValidationFailed(f"{where}: a message is too long or holds a NUL character.")
-    return value
+    return content_check(value, where=where)
 
 
 def _models(
@@ -152,7 +200,14 @@ def _models(
 
 
 def _write(user: Any, tree: Tree, model: LanguageModel, models: dict[Any, LanguageModel]) -> None:
-    conversation = Conversation.objects.create(user=user, model=model, title=tree.title)
+    conversation = Conversation.objects.create(
+        user=user,
+        model=model,
+        title=tree.title,
+        system_prompt=tree.system_prompt,
+        params=tree.params,
+        pinned=tree.pinned,
+    )
     times = _times(tree)
     replies = {
         node.key: ImportedReply(
@@ -180,6 +235,10 @@ def _write(user: Any, tree: Tree, model: LanguageModel, models: dict[Any, Langua
         for node in tree.nodes
     ]
     messages_insert(rows, times)
+    if tree.current_leaf is not None:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            current_leaf_id=ids[tree.current_leaf]
+        )
 
 
 def _times(tree: Tree) -> list[dt.datetime]:

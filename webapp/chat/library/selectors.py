@@ -8,13 +8,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from webapp.chat.models import Conversation, Message, Role
 from webapp.chat.selectors import _HTML, _INPUTS
-from webapp.generations.models import Origin
 
 GROUPS = ("Pinned", "Today", "Yesterday", "Previous 7 days", "Older")
 SEARCH_CONFIG = "english"  # must match the vectors of migration 0006 and the title index
@@ -88,11 +87,11 @@ def conversation_search(*, user: Any, query: str, limit: int = 20) -> list[Hit]:
     if not query:
         return []
     if connection.vendor == "postgresql":
-        messages, titles = _matches_postgres(user, query, limit * 5)
+        messages, titles = _matches_postgres(user, query, limit)
     else:
-        messages, titles = _matches_plain(user, query, limit * 5)
+        messages, titles = _matches_plain(user, query, limit)
     found: dict[Any, Hit] = {}
-    for message in messages:
+    for message in sorted(messages, key=lambda m: m.created_at, reverse=True):
         if message.conversation_id not in found:
             found[message.conversation_id] = Hit(
                 message.conversation, message.pk, _snippet(message.text, query)
@@ -111,47 +110,64 @@ def _in_kept(user: Any) -> QuerySet[Message]:
     )
 
 
-def _vector_matches(table: str, query: str) -> RawSQL:
-    """Match the stored ``search_vector`` of ``table`` (migration 0006) against ``query``."""
-    return RawSQL(  # noqa: S611 - the table is ours, the query a parameter
-        f'"{table}"."search_vector" @@ websearch_to_tsquery(%s::regconfig, %s)',
-        (SEARCH_CONFIG, query),
-        output_field=BooleanField(),
+# The newest matching message of each of the user's newest conversations that have one.
+# A common word is found a few rows back from each conversation's newest message
+# (index chat_message_conv_time); for a rare one PostgreSQL asks the GIN index instead.
+_NEWEST_MATCH_PER_CONVERSATION = """
+    SELECT hit.id FROM chat_conversation c CROSS JOIN LATERAL (
+        SELECT m.id FROM chat_message m {join}
+        WHERE m.conversation_id = c.id
+          AND {vector} @@ websearch_to_tsquery(%s::regconfig, %s)
+        ORDER BY m.created_at DESC LIMIT 1
+    ) hit
+    WHERE c.user_id = %s AND c.deleted_at IS NULL
+    ORDER BY c.updated_at DESC LIMIT %s
+"""
+
+
+def _newest_matches(user: Any, query: str, limit: int, *, replies: bool) -> RawSQL:
+    """Select the ids of each conversation's newest match: in replies' text (stored with
+    their generations, migration 0006), or in the words stored with the messages."""
+    sql = _NEWEST_MATCH_PER_CONVERSATION.format(
+        join="JOIN generations_generation g ON g.id = m.generation_id" if replies else "",
+        vector="g.search_vector" if replies else "m.search_vector",
     )
+    return RawSQL(sql, (SEARCH_CONFIG, query, user.pk, limit))  # noqa: S611 - values are parameters
 
 
 def _matches_postgres(
-    user: Any, query: str, count: int
+    user: Any, query: str, limit: int
 ) -> tuple[list[Message], QuerySet[Conversation]]:
-    """Return the user's newest ``count`` matching messages, and the matching titles.
-
-    Replies' words are in their generations, the user's (and imported replies')
-    in the messages: each is one newest-first query that the planner answers
-    from the GIN index for a rare word, or by walking the user's newest rows
-    until ``count`` match for a common one (the stored vectors are cheap to test).
-    """
+    """Return the newest matching message of each of the user's ``limit`` newest conversations
+    that have one (in replies, and in what was said: one of each per conversation at most),
+    and the matching titles."""
     from django.contrib.postgres.search import SearchQuery, SearchVector
 
-    replies = (
-        _in_kept(user)
-        .filter(generation__user=user, generation__origin=Origin.CHAT)
-        .filter(_vector_matches("generations_generation", query))
-        .order_by("-generation__created_at")[:count]
-    )
-    said = _in_kept(user).filter(_vector_matches("chat_message", query)).order_by("-created_at")
-    messages = sorted([*replies, *said[:count]], key=lambda m: m.created_at, reverse=True)
+    messages = [
+        *_in_kept(user).filter(pk__in=_newest_matches(user, query, limit, replies=True)),
+        *_in_kept(user).filter(pk__in=_newest_matches(user, query, limit, replies=False)),
+    ]
     wanted = SearchQuery(query, config=SEARCH_CONFIG, search_type="websearch")
     titles = kept(user).annotate(_v=SearchVector("title", config=SEARCH_CONFIG)).filter(_v=wanted)
-    return messages[:count], titles
+    return messages, titles
 
 
 def _matches_plain(
-    user: Any, query: str, count: int
+    user: Any, query: str, limit: int
 ) -> tuple[list[Message], QuerySet[Conversation]]:
-    messages = _in_kept(user).filter(
+    """Return what ``_matches_postgres`` returns, matched with LIKE (SQLite has no
+    full-text search here)."""
+    matching = Message.objects.filter(conversation=OuterRef("pk")).filter(
         Q(content__icontains=query) | Q(role=Role.ASSISTANT, generation__text__icontains=query)
     )
-    return list(messages.order_by("-created_at")[:count]), kept(user).filter(title__icontains=query)
+    newest = (
+        kept(user)
+        .annotate(hit=Subquery(matching.order_by("-created_at").values("pk")[:1]))
+        .filter(hit__isnull=False)
+        .order_by("-updated_at")
+        .values("hit")[:limit]
+    )
+    return list(_in_kept(user).filter(pk__in=newest)), kept(user).filter(title__icontains=query)
 
 
 def _snippet(text: str, query: str, width: int = 60) -> str:

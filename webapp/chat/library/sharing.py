@@ -20,13 +20,14 @@ _TOKEN_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 
 
 def share_create(*, user: Any, conversation_id: Any, leaf_id: Any = None) -> Share:
-    """Copy the path to ``leaf_id`` (default: the newest message) into a new share."""
+    """Copy the path to ``leaf_id`` (default: the branch the owner last viewed) into a new
+    share."""
     with transaction.atomic():
         conversation = _owned(user=user, conversation_id=conversation_id)
         if leaf_id not in (None, "") and not is_uuid(leaf_id):
             raise NotFound("There is no such message in this conversation.")
         leaf = uuid.UUID(str(leaf_id)) if leaf_id else None
-        path = message_path(conversation=conversation, leaf_id=leaf)
+        path = message_path(conversation=conversation, leaf_id=leaf or conversation.current_leaf_id)
         if leaf is not None and (not path or path[-1].pk != leaf):
             raise NotFound("There is no such message in this conversation.")
         snapshot = [_snapshot(m) for m in path if m.text and m.role != Role.SYSTEM]

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,6 +36,10 @@ class Tree:
     model_slug: str | None
     created_at: dt.datetime | None
     nodes: list[Node] = field(default_factory=list)  # parents before children
+    system_prompt: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # checked against the model on import
+    current_leaf: str | None = None  # the key of the node the conversation reopens on
+    pinned: bool = False
 
 
 def tree_order(nodes: Iterable[Node], *, where: str) -> list[Node]:
@@ -68,6 +73,14 @@ def messages_insert(messages: list[Message], times: list[dt.datetime]) -> None:
     for message, when in zip(messages, times, strict=True):
         message.created_at = when
     Message.objects.bulk_update(messages, ["created_at"], batch_size=BATCH)
+
+
+def content_check(text: str, *, where: str) -> str:
+    """Return a message's text from outside, or refuse it: too long, or holding a NUL."""
+    # Ten times what a person may type: a reply may run long.
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS * 10 or "\x00" in text:
+        raise ValidationFailed(f"{where}: a message is too long or holds a NUL character.")
+    return text
 
 
 def title_read(value: Any) -> str:

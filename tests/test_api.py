@@ -3,6 +3,7 @@ real uvicorn, the real Celery worker and the scripted inference server."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -243,6 +244,37 @@ def test_bad_parameters_are_a_400_naming_the_parameter(api, openai_model, fields
         ask(api, openai_model, **fields)
     assert refused.value.body["param"] == param
     assert words in refused.value.message
+    assert not Generation.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/chat/completions", "temperature"),
+        ("/v1/chat/completions", "max_tokens"),
+        ("/v1/chat/completions", "seed"),
+        ("/v1/completions", "temperature"),
+        ("/v1/completions", "max_tokens"),
+        ("/v1/completions", "logprobs"),
+    ],
+)
+def test_a_number_too_large_for_a_float_is_a_400_naming_the_parameter(
+    live_site, api, openai_model, path, name
+):
+    body = {"model": openai_model.slug, "prompt": "Hi"}
+    if path == "/v1/chat/completions":
+        body = {"model": openai_model.slug, "messages": [{"role": "user", "content": "Hi"}]}
+    response = httpx.post(
+        f"{live_site.url}{path}",
+        headers={"Authorization": f"Bearer {api.api_key}"},
+        content=json.dumps({**body, name: 10**400}),  # a 1 and 400 zeros, as JSON allows
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == name and error["message"].startswith(f"{name} must be")
+    assert error["type"] == "invalid_request_error"
     assert not Generation.objects.exists()
 
 

@@ -91,6 +91,8 @@ def test_a_completion_starts_with_the_parameters_as_sent(client, member, tgi_mod
         ({"top_n_tokens": 9}, "top_n_tokens", "top_n_tokens must be at least 0 and at most 5"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "stop takes at most 4 sequences"),
         ({"beams": 4}, None, "Unknown sampling parameter(s): beams"),
+        ({"temperature": 10**400}, "temperature", "temperature must be at most"),
+        ({"max_new_tokens": 10**400}, "max_new_tokens", "max_new_tokens must be at most"),
         ("hot", None, "The parameters must be a JSON object"),
     ],
 )

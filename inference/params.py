@@ -28,6 +28,9 @@ MAX_STOP_SEQUENCES = 4
 MAX_ALTERNATIVES = 5  # TGI's default max_top_n_tokens; OpenAI's completions allow logprobs <= 5
 MAX_GRAMMAR_CHARS = 16_384
 GRAMMAR_TYPES = ("json", "regex")
+# No backend reads a number beyond a signed 64-bit integer; JSON allows any length, and
+# a longer integer does not even convert to a float.
+MAX_NUMBER = 2**63 - 1
 
 
 class ParamsError(ValueError):
@@ -165,14 +168,17 @@ def _checked(name: str, value: Any, spec: _Range) -> int | float:
     kind, low, low_inclusive, high, high_inclusive = spec
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ParamsError(f"{name} must be a number.")
-    if kind is int and not float(value).is_integer():
-        raise ParamsError(f"{name} must be a whole number.")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ParamsError(f"{name} must be a finite number.")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ParamsError(f"{name} must be a whole number.")
+    # Python compares an int of any length with a float exactly: no conversion before here.
     too_low = low is not None and (value < low or (value == low and not low_inclusive))
     too_high = high is not None and (value > high or (value == high and not high_inclusive))
     if too_low or too_high:
         raise ParamsError(f"{name} must be {_describe(low, low_inclusive, high, high_inclusive)}.")
+    if abs(value) > MAX_NUMBER:
+        raise ParamsError(f"{name} must be at most {MAX_NUMBER}.")
     return kind(value)
 
 

@@ -3,6 +3,7 @@ real uvicorn, the real Celery worker and the scripted inference server."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -246,6 +247,37 @@ def test_bad_parameters_are_a_400_naming_the_parameter(api, openai_model, fields
     assert not Generation.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/chat/completions", "temperature"),
+        ("/v1/chat/completions", "max_tokens"),
+        ("/v1/chat/completions", "seed"),
+        ("/v1/completions", "temperature"),
+        ("/v1/completions", "max_tokens"),
+        ("/v1/completions", "logprobs"),
+    ],
+)
+def test_a_number_too_large_for_a_float_is_a_400_naming_the_parameter(
+    live_site, api, openai_model, path, name
+):
+    body = {"model": openai_model.slug, "prompt": "Hi"}
+    if path == "/v1/chat/completions":
+        body = {"model": openai_model.slug, "messages": [{"role": "user", "content": "Hi"}]}
+    response = httpx.post(
+        f"{live_site.url}{path}",
+        headers={"Authorization": f"Bearer {api.api_key}"},
+        content=json.dumps({**body, name: 10**400}),  # a 1 and 400 zeros, as JSON allows
+        timeout=30,
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == name and error["message"].startswith(f"{name} must be")
+    assert error["type"] == "invalid_request_error"
+    assert not Generation.objects.exists()
+
+
 def test_bad_messages_are_a_400_naming_the_message(live_site, api, openai_model):
     with pytest.raises(openai.BadRequestError) as refused:
         api.chat.completions.create(
@@ -269,6 +301,48 @@ def test_going_over_a_limit_is_a_429_with_retry_after(api, openai_model, setting
         ask(client, openai_model)
     assert int(refused.value.response.headers["Retry-After"]) >= 1
     assert refused.value.body["code"] == "rate_limited"
+
+
+def test_a_spent_daily_token_budget_is_a_429_with_retry_after_at_midnight(
+    api, openai_model, live_site
+):
+    from inference import relay
+    from webapp.generations.limits import tokens_key, until_midnight
+
+    user = UserFactory()
+    key = tokens_key(user.pk, openai_model.pk, time.time())
+    relay.sync_client().set(key, 10**9, ex=3600)  # more than any budget
+    try:
+        with pytest.raises(openai.RateLimitError) as refused:
+            client_for(live_site, secret_for(user)).completions.create(
+                model=openai_model.slug, prompt="Hi"
+            )
+    finally:
+        relay.sync_client().delete(key)
+    assert refused.value.body["code"] == "daily_tokens"
+    assert "resets at midnight UTC" in refused.value.message
+    retry_after = int(refused.value.response.headers["Retry-After"])
+    assert abs(retry_after - until_midnight(time.time())) <= 5
+    assert not Generation.objects.exists()
+
+
+def test_a_third_call_at_once_is_a_429_with_retry_after_until_one_ends(
+    api, openai_model, inference
+):
+    inference.push({"n_tokens": 2000, "rate": 40}, {"n_tokens": 2000, "rate": 40})
+    streams = [ask(api, openai_model, stream=True) for _ in range(2)]  # the limit: 2 at once
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask(api, openai_model)
+    assert refused.value.body["code"] == "too_many_running"
+    assert refused.value.response.headers["Retry-After"] == "5"
+    assert Generation.objects.count() == 2
+    for stream in streams:
+        stream.close()
+    deadline = time.monotonic() + 15
+    while Generation.objects.filter(status__in=("queued", "streaming")).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert ask(api, openai_model).choices[0].message.content == REPLY  # one ended: room again
 
 
 def test_a_busy_backend_is_a_429_with_retry_after(api, openai_model, inference):
@@ -329,6 +403,26 @@ def test_a_streamed_raw_completion_ends_with_usage_and_done(api, backend_model, 
     assert "".join(c.choices[0].text for c in chunks if c.choices) == "".join(TOKENS)
     assert chunks[-1].usage.completion_tokens == Generation.objects.get().generated_tokens
     assert all(c.choices[0].logprobs is None for c in chunks if c.choices)
+
+
+def test_a_streamed_raw_completion_carries_each_tokens_logprobs(api, backend_model, inference):
+    inference.push({"tokens": TOKENS, "logprobs": LOGPROBS, "rate": 20})
+    stream = api.completions.create(
+        model=backend_model.slug, prompt="Once upon a time", logprobs=2, stream=True
+    )
+    tokens, token_logprobs, top_logprobs, offsets = [], [], [], []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].text:
+            details = chunk.choices[0].logprobs
+            assert "".join(details.tokens) == chunk.choices[0].text
+            tokens += details.tokens
+            token_logprobs += details.token_logprobs
+            top_logprobs += details.top_logprobs
+            offsets += details.text_offset
+    assert tokens == TOKENS
+    assert token_logprobs == pytest.approx(LOGPROBS)
+    assert all(2 <= len(top) <= 3 for top in top_logprobs)
+    assert offsets == [0, 4, 10, 16]  # in the whole completion's text, not the chunk's
 
 
 def test_raw_completions_need_their_own_scope_and_take_the_completion_parameters(

@@ -176,3 +176,30 @@ def test_completion_parameters_map_to_each_protocol():
     assert openai.alternatives == 0  # each token's own logprob, no alternatives
     assert params_parse({}, backend="openai", completion=True).alternatives is None
     assert params_parse(tgi.as_dict(), backend="tgi", completion=True) == tgi  # saved, read back
+
+
+HUGE = 10**400  # a JSON integer no float holds
+
+
+@pytest.mark.parametrize(
+    ("backend", "params", "message"),
+    [
+        ("tgi", {"temperature": HUGE}, "temperature must be at most 9223372036854775807"),
+        ("tgi", {"max_new_tokens": HUGE}, "max_new_tokens must be at most 9223372036854775807"),
+        ("tgi", {"seed": 2**64}, "seed must be at most 9223372036854775807"),
+        ("tgi", {"top_k": -HUGE}, "top_k must be at least 1"),
+        ("openai", {"temperature": HUGE}, "temperature must be at least 0 and at most 2"),
+        ("openai", {"max_new_tokens": HUGE}, "max_new_tokens must be at most"),
+        ("openai", {"logprobs": HUGE}, "logprobs must be at least 0 and at most 5"),
+    ],
+)
+def test_a_number_too_large_for_any_backend_is_refused_naming_the_parameter(
+    backend, params, message
+):
+    with pytest.raises(ParamsError, match=message):
+        params_parse(params, backend=backend, completion=True)
+
+
+def test_a_huge_number_is_refused_before_the_context_length_is_compared():
+    with pytest.raises(ParamsError, match="max_new_tokens must be at most"):
+        params_parse({"max_new_tokens": HUGE}, backend="tgi", context_length=4096)

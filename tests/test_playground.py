@@ -5,11 +5,14 @@ presets saved and loaded, and a chat template rendered by the model's server."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from django.test import Client
 
+from inference.params import params_parse, params_to_tgi
 from tests.factories import LanguageModelFactory, ModelEndpointFactory, UserFactory, gate_factory
+from webapp.api.parse import completion_parse, sampling_parse
 from webapp.generations.models import Generation
 from webapp.playground.models import PlaygroundPreset
 
@@ -91,6 +94,8 @@ def test_a_completion_starts_with_the_parameters_as_sent(client, member, tgi_mod
         ({"top_n_tokens": 9}, "top_n_tokens", "top_n_tokens must be at least 0 and at most 5"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "stop takes at most 4 sequences"),
         ({"beams": 4}, None, "Unknown sampling parameter(s): beams"),
+        ({"temperature": 10**400}, "temperature", "temperature must be at most"),
+        ({"max_new_tokens": 10**400}, "max_new_tokens", "max_new_tokens must be at most"),
         ("hot", None, "The parameters must be a JSON object"),
     ],
 )
@@ -145,7 +150,8 @@ def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_gener
     assert "client.completions.create(" in code["openai"] and "api_key='gh_...'" in code["openai"]
     assert "generate_stream(" in code["backend"] and "top_n_tokens=3" in code["backend"]
     assert "typical_p=0.9" in code["backend"] and "stop_sequences=['\\n\\n']" in code["backend"]
-    assert code["left_out"] == ["top_n_tokens", "typical_p"]  # TGI's own: /v1 does not take them
+    assert code["left_out"] == ["typical_p"]  # TGI's own: /v1 does not take it
+    assert '"logprobs": 3' in code["curl"] and "logprobs=3" in code["openai"]
     for snippet in (code["openai"], code["backend"]):
         compile(snippet, "snippet", "exec")  # valid Python as shown
     assert f"Client({inference.url!r}, timeout=600)" in code["backend"]  # as details show it
@@ -160,6 +166,42 @@ def test_view_code_shows_the_same_request_for_curl_the_openai_sdk_and_text_gener
         ).status_code
         == 400
     )
+
+
+def curl_body(curl: str) -> dict:
+    return json.loads(shlex.split(curl.replace("\\\n", " "))[-1])
+
+
+@pytest.mark.parametrize(
+    ("params", "logprobs"),
+    [
+        ({"top_n_tokens": 2, "details": True}, 2),
+        ({"top_n_tokens": 4}, 4),
+        ({"details": True}, 0),  # each token's own logprob, no alternatives
+        ({"details": False, "top_n_tokens": 0}, None),  # no token details asked
+    ],
+)
+def test_view_code_asks_the_api_for_tgis_token_details_as_logprobs(
+    client, member, tgi_model, params, logprobs
+):
+    body = {"model": "scripted-tgi", "prompt": "Hi", "params": {"seed": 1, **params}}
+    code = post(client, "code", body).json()
+    sent = curl_body(code["curl"])
+    assert sent.get("logprobs") == logprobs and code["left_out"] == []
+    assert (f"logprobs={logprobs}" in code["openai"]) == (logprobs is not None)
+    # What the API makes of the snippet's body is what the playground sends to TGI.
+    call = completion_parse(sent)
+    api = params_parse(
+        {**tgi_model.default_params, **sampling_parse(call.raw, backend="tgi",
+                                                      context_length=None, completion=True)},
+        backend="tgi",
+        completion=True,
+    )  # fmt: skip
+    playground = params_parse(
+        {**tgi_model.default_params, **body["params"]}, backend="tgi", completion=True
+    )
+    assert params_to_tgi(api) == params_to_tgi(playground)
+    assert api.alternatives == playground.alternatives
 
 
 def test_view_code_for_an_openai_compatible_model_calls_its_server_with_the_sdk(

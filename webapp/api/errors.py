@@ -62,6 +62,16 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
     return ApiError(400, message, param=param, code=code)
 
 
+def internal_error() -> ApiError:
+    """Return the answer to an error nobody foresaw (logged where it is caught)."""
+    return ApiError(
+        500,
+        "The server had an error while processing your request; the error is logged.",
+        type="server_error",
+        code="internal_error",
+    )
+
+
 def model_not_found(slug: str) -> ApiError:
     return ApiError(
         404,

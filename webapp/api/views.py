@@ -26,7 +26,7 @@ from inference import relay
 from webapp.accounts.tokens.http import bearer_secret
 
 from . import calls, openapi
-from .errors import ApiError, generation_failure
+from .errors import ApiError, generation_failure, internal_error
 from .follow import Waiting, generation_follow
 from .shapes import SSE_KEEPALIVE, Reply, finish_reason, model_list, model_object, sse
 
@@ -82,6 +82,9 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 return exc.response()
             except RequestDataTooBig:
                 return ApiError(413, "The request body is too large.").response()
+            except Exception:  # a client reads OpenAI's shape, never Django's error page
+                logger.exception("%s %s failed", request.method, request.path)
+                return internal_error().response()
 
         return csrf_exempt(wrapper)
 
@@ -225,6 +228,10 @@ async def _sse(
                 for data in _ending(reply, event, include_usage=include_usage):
                     yield data
                 return
+    except Exception:  # the status is sent: the client learns of the fault in the stream
+        logger.exception("generation %s: the stream failed", started.generation_id)
+        yield sse(internal_error().body())
+        yield sse("[DONE]")
     finally:
         if not finished:  # the client went away (or the server is stopping)
             await asyncio.shield(_stop(started))

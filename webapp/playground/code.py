@@ -41,6 +41,8 @@ SDK_ARGUMENTS = {
     "presence_penalty",
     "logprobs",
 }
+# TGI's token details, which /v1/completions asks for as ``logprobs`` (the alternatives).
+TOKEN_DETAILS = ("top_n_tokens", "details")
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,14 @@ def code_snippets(
     backend_keyed: bool = False,
 ) -> Snippets:
     """Return the request of ``prompt`` with the checked ``params`` in three forms."""
+    parsed = params_parse(params, backend=model.backend, completion=True)  # type: ignore[arg-type]
     body = {"model": model.slug, "prompt": prompt}
     api = {API_FIELDS[k]: v for k, v in params.items() if k in API_FIELDS}
-    left_out = sorted(k for k in params if k not in API_FIELDS)
+    if parsed.alternatives is not None:
+        api["logprobs"] = parsed.alternatives
+    left_out = sorted(k for k in params if k not in API_FIELDS and k not in TOKEN_DETAILS)
     curl = _curl(api_base, {**body, **api, "stream": True})
     openai = _openai(api_base, model.slug, prompt, api)
-    parsed = params_parse(params, backend=model.backend, completion=True)  # type: ignore[arg-type]
     if model.backend == "tgi":
         return Snippets(
             curl,

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.arena import arena_model
 from tests.factories import UserFactory
@@ -14,8 +15,10 @@ from tests.test_browser import SCREENSHOTS, browser, page, sign_in  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SLOW = {"tokens": [f" wave{i}" for i in range(30)], "rate": 15}
-OTHER = {"tokens": [f" gull{i}" for i in range(30)], "rate": 15}
+# Four seconds of streaming each: long enough that both sides are seen streaming together
+# even when one starts a little late on a busy machine.
+SLOW = {"tokens": [f" wave{i}" for i in range(40)], "rate": 10}
+OTHER = {"tokens": [f" gull{i}" for i in range(40)], "rate": 10}
 BOTH_STREAMING = """(index) => {
     const turn = document.querySelectorAll('.arena-turn')[index];
     if (!turn) return false;
@@ -31,10 +34,18 @@ def turn_sides(tab: Page, index: int):
     return tab.locator(".arena-turn").nth(index).locator(".arena-side")
 
 
+SIDES = """(index) => [...(document.querySelectorAll('.arena-turn')[index]
+    ?.querySelectorAll('.arena-side') ?? [])].map(
+    (s) => [s.dataset.status, s.querySelector('.arena-reply').textContent.slice(0, 40)])"""
+
+
 def send(tab: Page, text: str, index: int) -> None:
     tab.fill("#arena-input", text)
     tab.click("#arena-send")
-    tab.wait_for_function(BOTH_STREAMING, arg=index)  # side by side, at the same time
+    try:
+        tab.wait_for_function(BOTH_STREAMING, arg=index)  # side by side, at the same time
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"never both streaming: {tab.evaluate(SIDES, index)}") from None
     expect(tab.locator("#vote")).to_be_hidden()
     for side in range(2):
         expect(turn_sides(tab, index).nth(side)).to_have_attribute(

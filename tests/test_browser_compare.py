@@ -16,7 +16,8 @@ from webapp.chat.models import Conversation
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TOKENS = [f" w{i}" for i in range(40)]
+# Four seconds at 15 tokens/s: room for a reload while all three are still streaming.
+TOKENS = [f" w{i}" for i in range(60)]
 ALL_STREAMING = """() => {
     const replies = [...document.querySelectorAll('.compare-column')]
         .map((c) => [...c.querySelectorAll('.message[data-role=assistant]')].pop());

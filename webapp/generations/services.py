@@ -112,7 +112,10 @@ def generation_create(
     )
     budget = model.context_length - sent.get("max_new_tokens", 0)
     kept = context_fit(list(messages), budget) if messages else []
-    with transaction.atomic():
+    # No savepoint: inside a feature's transaction (a chat send) it would cost two round
+    # trips per reply, and only a database error can fail here, which ends that
+    # transaction anyway.
+    with transaction.atomic(savepoint=False):
         endpoint = queue_place(model_id=model.pk)
         generation = Generation.objects.create(
             id=generation_id,

@@ -199,6 +199,26 @@ def test_a_replys_details_show_how_it_was_made_and_regenerate_with_the_same_sett
     assert first_body["temperature"] == second_body["temperature"] == 0.7
 
 
+def test_an_older_replys_stats_show_on_hover_and_the_newest_ones_always(
+    page, live_site, worker, inference, openai_model
+):
+    inference.push({"tokens": ["One"], "rate": 50}, {"tokens": ["Two"], "rate": 50})
+    start_chat_as_a_member(page, live_site, openai_model, "First")
+    replies = page.locator(".message[data-role=assistant]")
+    expect(replies.last).to_have_attribute("data-status", "done")
+    page.fill("#composer-input", "Second")
+    expect(page.locator("#send-button")).to_be_enabled()
+    page.click("#send-button")
+    expect(replies).to_have_count(2)
+    expect(replies.last).to_have_attribute("data-status", "done")
+
+    older, newest = replies.first.locator(".message-stats"), replies.last.locator(".message-stats")
+    expect(newest.get_by_text("tokens", exact=False)).to_be_visible()
+    expect(older.get_by_text("tokens", exact=False)).to_be_hidden()
+    replies.first.hover()
+    expect(older.get_by_text("tokens", exact=False)).to_be_visible()
+
+
 def test_a_reply_waiting_for_a_busy_model_shows_its_place_in_the_queue_then_streams(
     page, live_site, worker, inference, openai_model
 ):

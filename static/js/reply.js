@@ -19,10 +19,14 @@ export function renderReplyState(el, { status, stats, error, trimmed = 0, positi
   // The worker may leave out more than the page was told at the start: it counts the
   // prompt's tokens with the model's tokenizer, and its done frame says so.
   const leftOut = stats?.trimmed_messages || trimmed;
+  const spans = parts.map(span);
   if (leftOut) {
-    parts.push(`${leftOut} earlier message${leftOut === 1 ? "" : "s"} left out to fit the model's context`);
+    // First and marked: it stays in sight when the other figures wait for a hover.
+    const notice = span(`${leftOut} earlier message${leftOut === 1 ? "" : "s"} left out to fit the model's context`);
+    notice.className = "stats-context";
+    spans.unshift(notice);
   }
-  el.querySelector(".message-stats").replaceChildren(...parts.map(span));
+  el.querySelector(".message-stats").replaceChildren(...spans);
 }
 
 function statsParts(stats) {

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 
 from tests.factories import LanguageModelFactory, ModelEndpointFactory
 from webapp.arena.battles.models import ArenaEntry, BattleTurn
 from webapp.generations.models import Generation, Status
+
+
+@pytest.fixture
+def votes_count(settings):
+    """Every vote counts: no minimum account age, and a daily cap no test reaches."""
+    settings.ARENA_MIN_ACCOUNT_AGE_HOURS = 0
+    settings.ARENA_DAILY_VOTES = 100
 
 
 def arena_model(

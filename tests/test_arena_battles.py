@@ -8,13 +8,15 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from tests.arena import arena_model, replies_end
+from tests.arena import arena_model, replies_end, votes_count  # noqa: F401
 from tests.factories import UserFactory
 from webapp.access.models import AuditEntry
 from webapp.arena.battles import selectors, services
@@ -24,13 +26,7 @@ from webapp.catalog.models import AccessPolicy, LanguageModel
 from webapp.core.errors import Conflict
 from webapp.generations.models import Generation
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _votes_count(settings):
-    settings.ARENA_MIN_ACCOUNT_AGE_HOURS = 0
-    settings.ARENA_DAILY_VOTES = 100
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("votes_count")]
 
 
 @pytest.fixture
@@ -227,6 +223,24 @@ def test_signed_out_visitors_are_sent_to_sign_in(pair):
     assert not Battle.objects.exists()
 
 
+def all_at_once(function: Callable[[Any], object], arguments: list[Any]) -> None:
+    """Call ``function`` on each argument in a thread of its own, all released at once."""
+    start = threading.Barrier(len(arguments))
+
+    def run(argument: Any) -> None:
+        try:
+            start.wait()
+            function(argument)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("guard", ["lock and conditional update", "conditional update alone"])
 def test_concurrent_votes_on_one_battle_count_once(pair, unqueued, settings, monkeypatch, guard):
@@ -237,23 +251,16 @@ def test_concurrent_votes_on_one_battle_count_once(pair, unqueued, settings, mon
     battle = battle_start(user=user, content="Race").battle
     replies_end(battle.turns.get())
     winners = ["model_a", "model_b", "tie", "tie (bothbad)"] * 2
-    start, results = threading.Barrier(len(winners)), []
+    results = []
 
     def cast(winner: str) -> None:
         try:
-            start.wait()
             battle_vote(user=user, battle_id=battle.pk, winner=winner)
             results.append(("voted", winner))
         except Conflict as exc:
             results.append((exc.code, winner))
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=cast, args=(w,)) for w in winners]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    all_at_once(cast, winners)
 
     voted = [winner for outcome, winner in results if outcome == "voted"]
     assert len(voted) == 1
@@ -284,20 +291,7 @@ def test_concurrent_votes_on_different_battles_never_pass_the_daily_cap(
         return decided
 
     monkeypatch.setattr(services, "_counting", slow_counting)
-    start = threading.Barrier(len(battles))
-
-    def cast(battle: Battle) -> None:
-        try:
-            start.wait()
-            battle_vote(user=user, battle_id=battle.pk, winner="tie")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=cast, args=(battle,)) for battle in battles]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    all_at_once(lambda battle: battle_vote(user=user, battle_id=battle.pk, winner="tie"), battles)
 
     raced = Battle.objects.filter(pk__in=[battle.pk for battle in battles])
     assert raced.filter(voted_at__isnull=False).count() == len(battles)

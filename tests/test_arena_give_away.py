@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.arena import arena_model, replies_end
+from tests.arena import arena_model, replies_end, votes_count  # noqa: F401
 from webapp.arena.battles.models import Battle
 from webapp.arena.battles.services import battle_start
 from webapp.generations.models import Generation
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _votes_count(settings):
-    settings.ARENA_MIN_ACCOUNT_AGE_HOURS = 0
-    settings.ARENA_DAILY_VOTES = 100
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("votes_count")]
 
 
 @pytest.fixture

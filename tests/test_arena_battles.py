@@ -5,18 +5,15 @@ anonymous, from an account old enough and under the daily cap."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from tests.arena import arena_model, replies_end, votes_count  # noqa: F401
+from tests.concurrency import all_at_once
 from tests.factories import UserFactory
 from webapp.access.models import AuditEntry
 from webapp.arena.battles import selectors, services
@@ -221,24 +218,6 @@ def test_signed_out_visitors_are_sent_to_sign_in(pair):
     refused = anonymous.post("/arena/battles/", {"content": "Hi"})
     assert refused.status_code in (401, 403)
     assert not Battle.objects.exists()
-
-
-def all_at_once(function: Callable[[Any], object], arguments: list[Any]) -> None:
-    """Call ``function`` on each argument in a thread of its own, all released at once."""
-    start = threading.Barrier(len(arguments))
-
-    def run(argument: Any) -> None:
-        try:
-            start.wait()
-            function(argument)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(argument,)) for argument in arguments]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,11 +10,18 @@ import pytest
 from channels.db import database_sync_to_async as sync
 from django.db import transaction
 
-from tests.factories import LanguageModelFactory, ModelEndpointFactory, UserFactory
+from tests.concurrency import all_at_once
+from tests.factories import (
+    ConversationFactory,
+    LanguageModelFactory,
+    ModelEndpointFactory,
+    UserFactory,
+)
 from tests.inference_server.harness import ScriptedServer
 from tests.ws import chunk_text, connect
 from webapp.catalog.endpoints import endpoint_probe_all
 from webapp.catalog.models import ModelEndpoint
+from webapp.chat.services import message_send
 from webapp.generations.models import Generation, Origin, Status
 from webapp.generations.services import generation_create
 
@@ -217,3 +224,21 @@ def test_a_reply_that_waited_past_the_queue_timeout_fails_and_the_next_is_admitt
     assert (saved.status, saved.error_code) == (Status.FAILED, "queue_timeout")
     assert "too long" in saved.error_detail
     assert Generation.objects.get(pk=fresh).admitted_at is not None  # the reaper's round
+
+
+def test_sends_racing_for_a_models_last_slot_start_exactly_one_reply(inference, monkeypatch):
+    """The send reads its conversation and takes the model's row lock in one statement:
+    six sends released at once into a model with one free slot start one reply."""
+    from inference.tasks import generate
+
+    monkeypatch.setattr(generate, "delay", lambda *args: None)
+    model = one_slot_model(inference.url)
+    conversations = [ConversationFactory(user=UserFactory(), model=model) for _ in range(6)]
+
+    def send(conversation) -> None:
+        message_send(user=conversation.user, conversation_id=conversation.pk, content="race")
+
+    all_at_once(send, conversations)
+    replies = Generation.objects.filter(language_model=model)
+    assert replies.count() == 6
+    assert replies.filter(admitted_at__isnull=False).count() == 1

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from inference.backends import ChatMessage
 from inference.generation import STAT_FIELDS
+from webapp.catalog.models import LanguageModel
+from webapp.core import rows
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
-from webapp.generations.limits import running_requests
+from webapp.generations.limits import running_count_sql, running_requests
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
+from webapp.generations.queue import model_lock_clause
 from webapp.generations.selectors import generation_summary
 
 from .models import Conversation, Message, Preset, Role
@@ -78,6 +84,83 @@ def messages_with_conversation(
     else:
         messages = messages.filter(conversation__messages__id=message_id)
     return list(messages)
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """What a send needs to know, read in one statement (``send_context``)."""
+
+    conversation: Conversation  # with its model
+    messages: list[Message]  # every message, each reply with its generation's status and text
+    running: int  # the user's requests running now, as their limit counts them
+
+
+_SEND_MESSAGE = (
+    *("id", "created_at", "conversation_id", "parent_id", "role", "content", "client_id"),
+    "generation_id",
+)
+_SEND_GENERATION = ("id", "status", "text")
+_SEND_CONTEXT = """
+SELECT {conversation}, {model}, {running}, {message}, {generation}
+FROM "chat_conversation" c
+JOIN "catalog_languagemodel" m ON m."id" = c."model_id"
+LEFT JOIN "chat_message" msg ON msg."conversation_id" = c."id"
+LEFT JOIN "generations_generation" g ON g."id" = msg."generation_id"
+WHERE c."id" = %s AND c."user_id" = %s AND c."deleted_at" IS NULL
+ORDER BY msg."created_at"
+{lock}
+"""
+
+
+def send_context(*, user: Any, conversation_id: Any) -> SendContext:
+    """Return the user's conversation with its model, every message and the user's running
+    requests, in one statement written as SQL (compiling it with the ORM took longer than
+    running it), and lock the model's row for the fair queue (``queue_place``) until the
+    caller's transaction ends. Raise NotFound as ``conversation_get`` does."""
+    if not user.is_authenticated or not is_uuid(conversation_id):
+        raise NotFound("There is no such conversation.")
+    running, running_params = running_count_sql(user.pk)
+    sql = _SEND_CONTEXT.format(
+        conversation=rows.columns(Conversation, "c"),
+        model=rows.columns(LanguageModel, "m"),
+        running=running,
+        message=rows.columns(Message, "msg", _SEND_MESSAGE),
+        generation=rows.columns(Generation, "g", _SEND_GENERATION),
+        lock=model_lock_clause("m"),
+    )
+    pk = Conversation._meta.pk
+    user_pk = Conversation._meta.get_field("user").target_field
+    params = [
+        *running_params,
+        pk.get_db_prep_value(uuid.UUID(str(conversation_id)), connection),
+        user_pk.get_db_prep_value(user.pk, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    if not found:
+        raise NotFound("There is no such conversation.")
+    return _send_context(found)
+
+
+def _send_context(found: list[tuple[Any, ...]]) -> SendContext:
+    first = found[0]
+    at = rows.width(Conversation)
+    conversation = rows.loaded(Conversation, first[:at])
+    conversation.model = rows.loaded(LanguageModel, first[at : at + rows.width(LanguageModel)])
+    at += rows.width(LanguageModel)
+    running = first[at]
+    at += 1
+    messages = []
+    cut = at + len(_SEND_MESSAGE)
+    for row in found:
+        if row[at] is None:  # a conversation with no message yet
+            continue
+        message = rows.loaded(Message, row[at:cut], _SEND_MESSAGE)
+        if message.generation_id is not None:
+            message.generation = rows.loaded(Generation, row[cut:], _SEND_GENERATION)
+        messages.append(message)
+    return SendContext(conversation=conversation, messages=messages, running=int(running))
 
 
 def message_tree(*, conversation: Conversation) -> list[Message]:

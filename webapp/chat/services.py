@@ -2,8 +2,10 @@
 reply.
 
 A reply is a generation (``webapp.generations``) that an assistant message
-points at; creating it is where access is checked. A send runs four queries:
-the conversation's messages, the generation, both messages, the timestamp.
+points at; preparing it is where access is checked. On PostgreSQL a send runs
+three statements, written as SQL: the conversation with its messages (taking
+the model's row lock for the fair queue), the free slots of the model's
+endpoints, and one that saves the generation, both messages and the timestamp.
 """
 
 from __future__ import annotations
@@ -13,18 +15,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from webapp.catalog.models import LanguageModel
+from webapp.core import rows
 from webapp.core.errors import Conflict, NotFound, ValidationFailed
 from webapp.core.ids import is_uuid
 from webapp.generations.models import Generation, Origin
-from webapp.generations.services import generation_create
+from webapp.generations.services import generation_enqueue, generation_place, generation_prepare
 
 from .configure import params_clean
 from .models import Conversation, Message, Preset, Role
-from .selectors import branch_path, conversation_get, message_context, messages_with_conversation
+from .selectors import (
+    branch_path,
+    message_context,
+    messages_with_conversation,
+    send_context,
+)
 
 TITLE_LENGTH = 60
 
@@ -98,23 +106,26 @@ def message_send(
     first send's messages and queues nothing.
     """
     text = content_clean(content)
-    messages = messages_with_conversation(user=user, conversation_id=conversation_id)
-    conversation = (
-        messages[0].conversation
-        if messages
-        else conversation_get(user=user, conversation_id=conversation_id)
-    )
-    if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
-        return first
-    parent = _parent(messages, parent_id, default=conversation.current_leaf_id)
-    return _send_after(
-        user=user,
-        conversation=conversation,
-        messages=messages,
-        parent=parent,
-        text=text,
-        client_id=client_id,
-    )
+    try:
+        with transaction.atomic():
+            # Locks the model's row for the fair queue: nothing else is read after it.
+            found = send_context(user=user, conversation_id=conversation_id)
+            if client_id is not None and (first := _sent_with(found.messages, client_id)):
+                return first
+            conversation = found.conversation
+            parent = _parent(found.messages, parent_id, default=conversation.current_leaf_id)
+            return _send_after(
+                user=user,
+                conversation=conversation,
+                messages=found.messages,
+                parent=parent,
+                text=text,
+                client_id=client_id,
+                running=found.running,
+                locked=True,
+            )
+    except IntegrityError as exc:  # two resends raced on the same client_id
+        return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
 
 
 def message_edit(
@@ -132,14 +143,20 @@ def message_edit(
     if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
         return first
     parent = next((m for m in messages if m.pk == original.parent_id), None)
-    return _send_after(
-        user=user,
-        conversation=original.conversation,
-        messages=messages,
-        parent=parent,
-        text=text,
-        client_id=client_id,
-    )
+    try:
+        with transaction.atomic():
+            return _send_after(
+                user=user,
+                conversation=original.conversation,
+                messages=messages,
+                parent=parent,
+                text=text,
+                client_id=client_id,
+                running=messages[0].user_running,
+            )
+    except IntegrityError as exc:  # two resends raced on the same client_id
+        conversation_id = original.conversation_id
+        return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
 
 
 def _message_in_tree(user: Any, message_id: Any) -> tuple[Message, list[Message]]:
@@ -161,26 +178,31 @@ def _send_after(
     parent: Message | None,
     text: str,
     client_id: uuid.UUID | None,
+    running: int | None = None,
+    locked: bool = False,
 ) -> Sent:
     if parent is not None and parent.is_active:
         raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
-    history = message_context(messages=messages, leaf=parent)
-    try:
-        with transaction.atomic():
-            return _send(
-                user=user,
-                conversation=conversation,
-                history=history,
-                content=text,
-                client_id=client_id,
-                parent=parent,
-                running=messages[0].user_running if messages else None,
-            )
-    except IntegrityError:  # two resends raced on the same client_id
-        again = messages_with_conversation(user=user, conversation_id=conversation.pk)
-        if client_id is None or (first := _sent_with(again, client_id)) is None:
-            raise
-        return first
+    return _send(
+        user=user,
+        conversation=conversation,
+        history=message_context(messages=messages, leaf=parent),
+        content=text,
+        client_id=client_id,
+        parent_id=parent.pk if parent is not None else None,
+        running=running,
+        locked=locked,
+    )
+
+
+def _resent(
+    error: IntegrityError, *, user: Any, conversation_id: Any, client_id: uuid.UUID | None
+) -> Sent:
+    """Return the first send when a resend lost the race to save the same ``client_id``."""
+    again = messages_with_conversation(user=user, conversation_id=conversation_id)
+    if client_id is None or (first := _sent_with(again, client_id)) is None:
+        raise error
+    return first
 
 
 def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = False) -> Message:
@@ -212,13 +234,14 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
             generation = _generation(
                 user=user, conversation=conversation, history=history, running=running
             )
-        reply = Message.objects.create(
+        reply = Message(
+            id=uuid.uuid4(),
             conversation=conversation,
             parent_id=message.parent_id,
             role=Role.ASSISTANT,
             generation=generation,
         )
-        _touch(conversation, leaf=reply)
+        _save(conversation, generation, [reply])
     return reply
 
 
@@ -229,13 +252,16 @@ def _send(
     history: list[Any],
     content: str,
     client_id: uuid.UUID | None,
-    parent: Message | None = None,
+    parent_id: Any = None,
     running: int | None = None,
+    locked: bool = False,
 ) -> Sent:
+    """Save the user's message and its reply, queued (``locked``: the transaction holds
+    the model's row lock already, see ``send_context``)."""
     user_message = Message(
         id=uuid.uuid4(),
         conversation=conversation,
-        parent=parent,
+        parent_id=parent_id,
         role=Role.USER,
         content=content,
         client_id=client_id,
@@ -249,8 +275,7 @@ def _send(
         role=Role.ASSISTANT,
         generation=generation,
     )
-    Message.objects.bulk_create([user_message, reply])
-    _touch(conversation, leaf=reply)
+    _save(conversation, generation, [user_message, reply], locked=locked)
     return Sent(user_message=user_message, assistant_message=reply, created=True)
 
 
@@ -263,12 +288,12 @@ def _generation(
     repeat: dict[str, Any] | None = None,
     running: int | None = None,
 ) -> Generation:
-    """Queue a reply to ``history``: with the conversation's system prompt first and its
+    """Prepare a reply to ``history``: with the conversation's system prompt first and its
     parameters over the model's defaults, or, to ``repeat`` a reply, its exact input and
-    parameters (``repeat``: the parameters it was sent with)."""
+    parameters (``repeat``: the parameters it was sent with). ``_save`` queues it."""
     if repeat is None and conversation.system_prompt:
         history = [{"role": "system", "content": conversation.system_prompt}, *history]
-    return generation_create(
+    return generation_prepare(
         user=user,
         model=model or conversation.model,
         origin=Origin.CHAT,
@@ -280,11 +305,42 @@ def _generation(
     )
 
 
-def _touch(conversation: Conversation, *, leaf: Message) -> None:
-    """Mark the conversation as the newest, opening on ``leaf`` (the reply just asked for)."""
-    Conversation.objects.filter(pk=conversation.pk).update(
-        updated_at=timezone.now(), current_leaf=leaf
-    )
+_TOUCH = 'UPDATE "chat_conversation" SET "updated_at" = %s, "current_leaf_id" = %s WHERE "id" = %s'
+
+
+def _save(
+    conversation: Conversation,
+    generation: Generation,
+    messages: list[Message],
+    *,
+    locked: bool = False,
+) -> None:
+    """Place the reply's generation in its model's queue, save it with ``messages`` (the
+    reply last), and mark the conversation as the newest, opening on that reply; the
+    generation is enqueued once the transaction commits.
+
+    One statement on PostgreSQL, written as SQL: the ORM took longer to compile these
+    writes than PostgreSQL to run them (docs/performance.md).
+    """
+    generation_place(generation, locked=locked)
+    field = Conversation._meta.get_field
+    touch = [
+        field("updated_at").get_db_prep_save(timezone.now(), connection),
+        field("current_leaf").target_field.get_db_prep_value(messages[-1].pk, connection),
+        field("id").get_db_prep_value(conversation.pk, connection),
+    ]
+    statements = [rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            (gen_sql, gen_params), (msg_sql, msg_params), (touch_sql, touch_params) = statements
+            cursor.execute(
+                f"WITH g AS ({gen_sql}), m AS ({msg_sql}) {touch_sql}",
+                [*gen_params, *msg_params, *touch_params],
+            )
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+    generation_enqueue(generation)
 
 
 def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> Message | None:
@@ -298,12 +354,20 @@ def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> 
 
 
 def _sent_with(messages: list[Message], client_id: uuid.UUID) -> Sent | None:
+    """Return the first send's messages if ``client_id`` was sent before: read again in
+    full (one query), as ``messages`` may hold only what a send needs."""
     user_message = next((m for m in messages if m.client_id == client_id), None)
     if user_message is None:
         return None
     replies = [m for m in messages if m.parent_id == user_message.pk]
     reply = min(replies, key=lambda m: m.created_at) if replies else None
-    return Sent(user_message=user_message, assistant_message=reply, created=False)  # type: ignore[arg-type]
+    wanted = [user_message.pk] + ([reply.pk] if reply is not None else [])
+    full = Message.objects.select_related("generation__language_model").in_bulk(wanted)
+    return Sent(
+        user_message=full[user_message.pk],
+        assistant_message=full.get(reply.pk) if reply is not None else None,  # type: ignore[arg-type]
+        created=False,
+    )
 
 
 def _title(text: str) -> str:

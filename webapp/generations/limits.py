@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, CharField, Count, F, Q, QuerySet, When
 from django.db.models.functions import Cast
 
@@ -113,6 +116,26 @@ def _request_key() -> Any:
 def running_requests() -> Count:
     """Count active generations as requests: a compare row of 2 to 4 columns counts once."""
     return Count(_request_key(), filter=Q(status__in=ACTIVE_STATUSES), distinct=True)
+
+
+# A user id no user has, to compile ``running_count``'s query once for every user.
+_ANY_USER = uuid.UUID(int=0)
+
+
+def running_count_sql(user_id: Any) -> tuple[str, list[Any]]:
+    """Return ``running_count`` for ``user_id`` as a scalar subquery and its parameters,
+    for a statement written as SQL that reads it with other rows (a chat send)."""
+    sql, params = _running_query(connection.vendor)
+    key = Generation._meta.get_field("user").target_field
+    anyone, user = (key.get_db_prep_value(u, connection) for u in (_ANY_USER, user_id))
+    return f"COALESCE(({sql}), 0)", [user if p == anyone else p for p in params]
+
+
+@cache
+def _running_query(vendor: str) -> tuple[str, tuple[Any, ...]]:
+    mine = Generation.objects.filter(user_id=_ANY_USER, status__in=ACTIVE_STATUSES)
+    query = mine.values("user").annotate(count=running_requests()).values("count").query
+    return query.sql_with_params()
 
 
 def running_count(*, user: Any) -> int:

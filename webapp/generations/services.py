@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -62,7 +62,35 @@ class GenerationRefused(Exception):
         self.code, self.detail, self.group = code, detail, group
 
 
-def generation_create(
+class GenerationRequest(TypedDict, total=False):
+    """What asks for a generation: ``generation_prepare``'s arguments."""
+
+    user: Required[Any]
+    model: Required[LanguageModel]
+    origin: Required[str]
+    messages: Sequence[ChatMessage]
+    prompt: str | None
+    params: Mapping[str, Any] | None
+    with_defaults: bool
+    group: str
+    running: int | None
+    blind: bool
+
+
+def generation_create(**request: Unpack[GenerationRequest]) -> Generation:
+    """Save a queued generation (``generation_prepare`` says what is checked and how the
+    arguments read) and enqueue it once the caller's transaction commits."""
+    generation = generation_prepare(**request)
+    # No savepoint: inside a feature's transaction it would cost two round trips per
+    # reply, and only a database error can fail here, which ends that transaction anyway.
+    with transaction.atomic(savepoint=False):
+        generation_place(generation)
+        generation.save(force_insert=True)
+    generation_enqueue(generation)
+    return generation
+
+
+def generation_prepare(
     *,
     user: Any,
     model: LanguageModel,
@@ -75,7 +103,9 @@ def generation_create(
     running: int | None = None,
     blind: bool = False,
 ) -> Generation:
-    """Save a queued generation and enqueue it once the caller's transaction commits.
+    """Check that the generation may start and return it, neither placed nor saved:
+    ``generation_create`` saves it, or a feature that saves it with rows of its own in one
+    statement (a chat send) calls ``generation_place`` and ``generation_enqueue`` itself.
 
     Its input is either chat ``messages`` (trimmed to fit the model's context)
     or a raw ``prompt`` continued as it is (origins ``playground`` and ``api``),
@@ -83,13 +113,11 @@ def generation_create(
     ``params`` override the model's defaults (``with_defaults=False``: they are
     the whole set, as when a generation is repeated); the result is validated
     against the model's backend and saved exactly as it will be sent. ``group``
-    is where its events are announced (default: a group of its own). The user's
-    limits are checked here too (``running``: their active generations, if the caller
-    has counted them already). A ``blind`` generation names neither its model nor its
-    stats to the browser until ``generation_unblind``.
+    is where its events are announced (default: a group of its own). Access and
+    the user's limits are checked here (``running``: their active generations, if the
+    caller has counted them already). A ``blind`` generation names neither its model nor
+    its stats to the browser until ``generation_unblind``.
     """
-    from inference.tasks import generate
-
     if origin not in ORIGIN_ACTIONS:
         raise ValueError(f"unknown origin {origin!r}")
     if prompt is not None and (messages or origin not in PROMPT_ORIGINS):
@@ -112,30 +140,38 @@ def generation_create(
     )
     budget = model.context_length - sent.get("max_new_tokens", 0)
     kept = context_fit(list(messages), budget) if messages else []
-    # No savepoint: inside a feature's transaction (a chat send) it would cost two round
-    # trips per reply, and only a database error can fail here, which ends that
-    # transaction anyway.
-    with transaction.atomic(savepoint=False):
-        endpoint = queue_place(model_id=model.pk)
-        generation = Generation.objects.create(
-            id=generation_id,
-            user=user,
-            language_model=model,
-            origin=origin,
-            messages=kept,
-            trimmed_messages=len(messages) - len(kept),
-            prompt=prompt or "",
-            params=sent,
-            channel_group=group or generation_group(generation_id),
-            blind=blind,
-            endpoint_id=endpoint,
-            admitted_at=timezone.now() if endpoint is not None else None,
-        )
-    if endpoint is not None:
-        generate.delay_on_commit(str(generation_id))
+    return Generation(
+        id=generation_id,
+        user=user,
+        language_model=model,
+        origin=origin,
+        messages=kept,
+        trimmed_messages=len(messages) - len(kept),
+        prompt=prompt or "",
+        params=sent,
+        channel_group=group or generation_group(generation_id),
+        blind=blind,
+    )
+
+
+def generation_place(generation: Generation, *, locked: bool = False) -> None:
+    """Give the generation a slot on one of its model's endpoints if it may start at once
+    (else it waits its turn). Run in the transaction that saves it, which holds the
+    model's row lock from here to its commit (``locked``: it holds it already)."""
+    endpoint = queue_place(model_id=generation.language_model_id, locked=locked)
+    generation.endpoint_id = endpoint
+    generation.admitted_at = timezone.now() if endpoint is not None else None
+
+
+def generation_enqueue(generation: Generation) -> None:
+    """Once the saving transaction commits, start the generation if it was given a
+    slot, else run an admission round (which also tells it where it stands)."""
+    from inference.tasks import generate
+
+    if generation.endpoint_id is not None:
+        generate.delay_on_commit(str(generation.pk))
     else:
-        queue_admit_later(model_id=model.pk)  # it waits: the round also tells it where
-    return generation
+        queue_admit_later(model_id=generation.language_model_id)
 
 
 PROMPT_ORIGINS = (Origin.PLAYGROUND, Origin.API)

@@ -227,8 +227,8 @@ def test_a_reply_that_waited_past_the_queue_timeout_fails_and_the_next_is_admitt
 
 
 def test_sends_racing_for_a_models_last_slot_start_exactly_one_reply(inference, monkeypatch):
-    """The send reads its conversation and takes the model's row lock in one statement:
-    six sends released at once into a model with one free slot start one reply."""
+    """Six sends released at once into a model with one free slot start one reply: each
+    takes the model's row lock before it counts the free slots."""
     from inference.tasks import generate
 
     monkeypatch.setattr(generate, "delay", lambda *args: None)

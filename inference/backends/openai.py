@@ -1,66 +1,39 @@
-"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI's Messages API) via the SDK.
+"""Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, TGI's Messages API).
 
-The SDK sends the request (base URL, authentication, timeouts) and maps HTTP
-errors to its exceptions. The body is built here and sent through the
-client's ``post``, not ``chat.completions.create`` (nor ``completions.create``
-for a raw completion): on this machine ``create``
-spent 3.4 to 7 ms of the worker's shared loop preparing a 20-message request,
-``post`` 0.1 ms over a bare httpx request. The stream's lines are read raw and
-parsed with ``json``, since building the SDK's models for every token costs
-twenty times more CPU than the parse itself.
+The request is sent as the OpenAI SDK would send it (``Authorization: Bearer``
+with the endpoint's key, a JSON body), through the backends' shared HTTP session
+(``inference.backends.http``): the SDK's client cost a millisecond more before
+the first token, and building its models for every token twenty times more CPU
+than parsing the stream's lines with ``json``, which is done here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
-import openai
+import aiohttp
 
 from inference.params import SamplingParams, params_to_openai
 
+from . import http
 from .base import (
     Alternative,
     BackendError,
     BackendFailed,
-    BackendTimeout,
     ChatMessage,
     Endpoint,
     Event,
     Finish,
     Timeouts,
     Token,
-    connection_error,
     event_error,
     malformed_error,
-    parse_body,
-    status_error,
     unfinished_error,
 )
 
-# The SDK sends through httpx2 from openai 3 on, through httpx before: a stream that
-# breaks off raises the errors of whichever it uses.
-_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError,)
-_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException,)
-_CONNECT_TIMEOUTS: tuple[type[Exception], ...] = (httpx.ConnectTimeout,)
-with contextlib.suppress(ImportError):
-    import httpx2
-
-    _TRANSPORT_ERRORS += (httpx2.TransportError,)
-    _TIMEOUTS += (httpx2.TimeoutException,)
-    _CONNECT_TIMEOUTS += (httpx2.ConnectTimeout,)
-
-# One client (and connection pool) per event loop and endpoint: making one costs
-# milliseconds of CPU, which would stall every other stream on the loop.
-_ClientKey = tuple[str, str, float | None, float | None]
-_clients: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[_ClientKey, openai.AsyncOpenAI]
-] = weakref.WeakKeyDictionary()
+# The model each server serves, for endpoints configured without a model name.
 _served: dict[str, str] = {}
 
 
@@ -68,9 +41,10 @@ class OpenAIBackend:
     def __init__(self, endpoint: Endpoint, *, timeouts: Timeouts) -> None:
         url = endpoint.url.rstrip("/")
         self.base_url = url if url.endswith("/v1") else f"{url}/v1"
-        self.api_key = endpoint.api_key or "not-needed"
+        # As the SDK does: a server without keys takes any.
+        self.headers = {"Authorization": f"Bearer {endpoint.api_key or 'not-needed'}"}
         self.model = endpoint.model
-        self.timeout = openai.Timeout(timeouts.total, connect=timeouts.connect)
+        self.timeout = http.timeout(timeouts.total, timeouts.connect)
 
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams, *, budget: int | None = None
@@ -89,47 +63,46 @@ class OpenAIBackend:
     async def _post(
         self, path: str, given: dict[str, Any], params: SamplingParams
     ) -> AsyncIterator[Event]:
-        client = self._client()
         completion = path == "/completions"
-        try:
-            body = {
-                "model": self.model or await _served_model(client),
-                **given,
-                "stream": True,
-                "stream_options": {"include_usage": True},
-                **params_to_openai(params, completion=completion),
-            }
-            response = await client.post(path, body=body, cast_to=httpx.Response, stream=True)
-        except Exception as exc:
-            raise _opening_error(exc) from exc
+        body = {
+            "model": self.model or await self._served_model(),
+            **given,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **params_to_openai(params, completion=completion),
+        }
         pieces = _completion_tokens if completion else _chat_tokens
-        try:
-            async for event in _events(response.aiter_lines(), pieces):
-                yield event
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise _reading_error(exc) from exc
-        finally:
-            await response.aclose()  # a stop closes the request: the server stops generating
+        async with http.opened(
+            "POST", self.base_url + path, json=body, headers=self.headers, timeout=self.timeout
+        ) as response:
+            try:
+                async for event in _events(_text(http.lines(response)), pieces):
+                    yield event
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise _reading_error(exc) from exc
 
-    def _client(self) -> openai.AsyncOpenAI:
-        per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-        key = (self.base_url, self.api_key, self.timeout.read, self.timeout.connect)
-        if key not in per_loop:
-            per_loop[key] = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=0
-            )
-        return per_loop[key]
+    async def _served_model(self) -> str:
+        """Return the model the server serves, for models configured without a name."""
+        if self.base_url not in _served:
+            async with http.opened(
+                "GET", self.base_url + "/models", headers=self.headers, timeout=self.timeout
+            ) as response:
+                try:
+                    models = await response.json(content_type=None)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise http.reading_error(exc) from exc
+                except ValueError as exc:
+                    raise malformed_error() from exc
+            data = models.get("data") if isinstance(models, dict) else None
+            _served[self.base_url] = str(data[0].get("id") or "default") if data else "default"
+        return _served[self.base_url]
 
 
-async def _served_model(client: openai.AsyncOpenAI) -> str:
-    """Return the model the server serves, for models configured without a name."""
-    url = str(client.base_url)
-    if url not in _served:
-        models = await client.models.list()
-        _served[url] = models.data[0].id if models.data else "default"
-    return _served[url]
+async def _text(lines: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    async for line in lines:
+        yield line.decode()
 
 
 def _chat_tokens(choice: dict[str, Any]) -> list[Token]:
@@ -207,23 +180,9 @@ async def _events(
     yield for_usage or Finish(reason=reason, model_id=model_id, system_fingerprint=fingerprint)
 
 
-def _opening_error(exc: Exception) -> BackendError:
-    """Return the error for a request the server did not begin to answer."""
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(exc.status_code, parse_body(exc.response.content))
-    if isinstance(exc, openai.APITimeoutError) and not isinstance(exc.__cause__, _CONNECT_TIMEOUTS):
-        return BackendTimeout()
-    if isinstance(exc, openai.APIConnectionError):
-        return connection_error(exc, answering=False)
-    return BackendFailed()
-
-
 def _reading_error(exc: Exception) -> BackendError:
-    """Return the error for a stream that broke off after the server began to answer."""
-    if isinstance(exc, _TIMEOUTS):
-        return BackendTimeout()
-    if isinstance(exc, _TRANSPORT_ERRORS):
-        return connection_error(exc, answering=True)
+    """Return the error for a stream the server began to answer and Gatehouse cannot read
+    (the HTTP session raises the errors of a connection that broke off itself)."""
     if isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
         return malformed_error()
     return BackendFailed()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -27,11 +26,10 @@ from text_generation.types import Parameters, Request, StreamResponse
 from inference.context import counted_fit
 from inference.params import SamplingParams, params_to_tgi
 
+from . import http
 from .base import (
     Alternative,
     BackendError,
-    BackendFailed,
-    BackendTimeout,
     ChatMessage,
     Endpoint,
     Event,
@@ -39,19 +37,14 @@ from .base import (
     Rendered,
     Timeouts,
     Token,
-    connection_error,
     event_error,
     malformed_error,
-    parse_body,
     rejected_error,
     server_reason,
-    status_error,
     unfinished_error,
 )
 
 METADATA_TIMEOUT = 30.0
-# The last event repeats the whole generated text: allow lines of a few MiB.
-READ_BUFFER = 2**20
 
 
 class TGIBackend:
@@ -63,57 +56,47 @@ class TGIBackend:
     async def stream(
         self, messages: list[ChatMessage], params: SamplingParams, *, budget: int | None = None
     ) -> AsyncIterator[Event]:
-        async with self._session() as session:
+        async def count(kept: list[ChatMessage]) -> tuple[int | None, tuple[str, int | None]]:
+            rendered = await self._render(kept)
+            return rendered[1], rendered
 
-            async def count(kept: list[ChatMessage]) -> tuple[int | None, tuple[str, int | None]]:
-                rendered = await self._render(session, kept)
-                return rendered[1], rendered
-
-            if budget is None:
-                left_out, answer = 0, await self._render(session, messages)
-            else:
-                left_out, answer = await counted_fit(messages, budget, count)
-            prompt, prompt_tokens = answer
-            yield Rendered(prompt, left_out=left_out)
-            async for event in self._generate(session, "", prompt, params, prompt_tokens):
-                yield event
+        if budget is None:
+            left_out, answer = 0, await self._render(messages)
+        else:
+            left_out, answer = await counted_fit(messages, budget, count)
+        prompt, prompt_tokens = answer
+        yield Rendered(prompt, left_out=left_out)
+        async for event in self._generate("", prompt, params, prompt_tokens):
+            yield event
 
     async def complete(self, prompt: str, params: SamplingParams) -> AsyncIterator[Event]:
-        async with self._session() as session:
-            async for event in self._generate(session, "/generate_stream", prompt, params, None):
-                yield event
+        async for event in self._generate("/generate_stream", prompt, params, None):
+            yield event
 
     async def render(self, messages: list[ChatMessage]) -> str | None:
-        async with self._session() as session:
-            body = await self._metadata(
-                session, "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
-            )
+        body = await self._metadata(
+            "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
+        )
         return None if body is None else str(body.get("templated_text", ""))
 
-    def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(headers=self.headers, read_bufsize=READ_BUFFER)
-
     async def _generate(
-        self,
-        session: aiohttp.ClientSession,
-        path: str,
-        prompt: str,
-        params: SamplingParams,
-        prompt_tokens: int | None,
+        self, path: str, prompt: str, params: SamplingParams, prompt_tokens: int | None
     ) -> AsyncIterator[Event]:
         """Stream ``prompt``'s continuation from ``path`` (``/`` and ``/generate_stream``
         answer alike), ending with the Finish the last event's details make."""
         body = _request_body(prompt, params)
-        timeout = aiohttp.ClientTimeout(total=self.timeouts.total, connect=self.timeouts.connect)
+        timeout = http.timeout(self.timeouts.total, self.timeouts.connect)
         wanted = params.alternatives
         finished = False
-        async with self._open(session, "POST", path, json=body, timeout=timeout) as response:
+        async with http.opened(
+            "POST", self.url + path, json=body, headers=self.headers, timeout=timeout
+        ) as response:
             async for event, details in _events(response):
                 if not event.token.special:
                     yield _token(event, wanted)
                 if event.details is not None:
                     finished = True
-                    model_id, revision = await self._model_id(session)
+                    model_id, revision = await self._model_id()
                     yield Finish(
                         reason=str(event.details.finish_reason.value),
                         prompt_tokens=prompt_tokens or details.get("input_length"),
@@ -124,68 +107,47 @@ class TGIBackend:
         if not finished:
             raise unfinished_error()
 
-    async def _render(
-        self, session: aiohttp.ClientSession, messages: list[ChatMessage]
-    ) -> tuple[str, int | None]:
+    async def _render(self, messages: list[ChatMessage]) -> tuple[str, int | None]:
         """Return the prompt in the model's chat template, and its length in tokens."""
         body = await self._metadata(
-            session, "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
+            "POST", "/chat_tokenize", json={"model": "tgi", "messages": messages}
         )
         if body is None:  # an older TGI without /chat_tokenize
             return _chatml(messages), None
         return body["templated_text"], len(body.get("tokenize_response") or []) or None
 
-    async def _model_id(self, session: aiohttp.ClientSession) -> tuple[str, str]:
+    async def _model_id(self) -> tuple[str, str]:
         """Return the served model's id and revision (its commit sha), as TGI's /info says.
 
         The reply is complete by then: a server that cannot say leaves them empty.
         """
         try:
-            info = await self._metadata(session, "GET", "/info")
+            info = await self._metadata("GET", "/info")
         except BackendError:
             info = None
         if not info:
             return "", ""
         return str(info.get("model_id") or ""), str(info.get("model_sha") or "")
 
-    async def _metadata(
-        self, session: aiohttp.ClientSession, method: str, path: str, **kwargs: object
-    ) -> dict | None:
+    async def _metadata(self, method: str, path: str, **kwargs: object) -> dict | None:
         """Return a metadata request's JSON answer, or None where TGI has no such route."""
-        timeout = aiohttp.ClientTimeout(total=METADATA_TIMEOUT, connect=self.timeouts.connect)
-        async with self._open(
-            session, method, path, missing_ok=True, timeout=timeout, **kwargs
+        timeout = http.timeout(METADATA_TIMEOUT, self.timeouts.connect)
+        async with http.opened(
+            method,
+            self.url + path,
+            missing_ok=True,
+            headers=self.headers,
+            timeout=timeout,
+            **kwargs,
         ) as response:
             if response.status == 404:
                 return None
             try:
                 return await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _reading_error(exc) from exc
+                raise http.reading_error(exc) from exc
             except ValueError as exc:
                 raise malformed_error() from exc
-
-    @asynccontextmanager
-    async def _open(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        path: str,
-        *,
-        missing_ok: bool = False,
-        **kwargs: object,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send a request; yield its answer once the server has begun it with a 200."""
-        try:
-            response = await session.request(method, self.url + path, **kwargs)  # type: ignore[arg-type]
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _connecting_error(exc) from exc
-        try:
-            if response.status != 200 and not (missing_ok and response.status == 404):
-                raise status_error(response.status, await _error_body(response))
-            yield response
-        finally:
-            response.release()
 
 
 def _request_body(prompt: str, params: SamplingParams) -> dict:
@@ -225,43 +187,19 @@ async def _events(
     """Yield the stream's token events, each with its details as sent (TGI's newer fields,
     such as ``input_length``, are not in the client's types); raise the error an error
     event carries."""
-    try:
-        async for line in response.content:
-            if not line.startswith(b"data:"):
-                continue
+    async for line in http.lines(response):
+        if not line.startswith(b"data:"):
+            continue
+        try:
             payload = json.loads(line[5:])
             if "token" not in payload and "error" in payload:
                 raise event_error(payload)
-            yield StreamResponse(**payload), payload.get("details") or {}
-    except BackendError:
-        raise
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _reading_error(exc) from exc
-    except ValueError as exc:  # not JSON, or not an event (pydantic's errors are ValueErrors)
-        raise malformed_error() from exc
-
-
-async def _error_body(response: aiohttp.ClientResponse) -> object:
-    try:
-        return parse_body(await response.read())
-    except (aiohttp.ClientError, TimeoutError):
-        return ""
-
-
-def _connecting_error(exc: Exception) -> BackendError:
-    """Return the error for a request the server did not begin to answer."""
-    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return BackendTimeout()
-    return connection_error(exc, answering=False)
-
-
-def _reading_error(exc: Exception) -> BackendError:
-    """Return the error for an answer that broke off after it had begun."""
-    if isinstance(exc, TimeoutError):
-        return BackendTimeout()
-    if isinstance(exc, aiohttp.ClientError):
-        return connection_error(exc, answering=True)
-    return BackendFailed()
+            event = StreamResponse(**payload)
+        except BackendError:
+            raise
+        except ValueError as exc:  # not JSON, or not an event (pydantic's errors are ValueErrors)
+            raise malformed_error() from exc
+        yield event, payload.get("details") or {}
 
 
 def _chatml(messages: list[ChatMessage]) -> str:

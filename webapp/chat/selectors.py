@@ -18,7 +18,6 @@ from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
 from webapp.generations.limits import running_count_sql, running_requests
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
-from webapp.generations.queue import model_lock_clause
 from webapp.generations.selectors import generation_summary
 
 from .models import Conversation, Message, Preset, Role
@@ -108,15 +107,13 @@ LEFT JOIN "chat_message" msg ON msg."conversation_id" = c."id"
 LEFT JOIN "generations_generation" g ON g."id" = msg."generation_id"
 WHERE c."id" = %s AND c."user_id" = %s AND c."deleted_at" IS NULL
 ORDER BY msg."created_at"
-{lock}
 """
 
 
 def send_context(*, user: Any, conversation_id: Any) -> SendContext:
     """Return the user's conversation with its model, every message and the user's running
     requests, in one statement written as SQL (compiling it with the ORM took longer than
-    running it), and lock the model's row for the fair queue (``queue_place``) until the
-    caller's transaction ends. Raise NotFound as ``conversation_get`` does."""
+    running it). Raise NotFound as ``conversation_get`` does."""
     if not user.is_authenticated or not is_uuid(conversation_id):
         raise NotFound("There is no such conversation.")
     running, running_params = running_count_sql(user.pk)
@@ -126,7 +123,6 @@ def send_context(*, user: Any, conversation_id: Any) -> SendContext:
         running=running,
         message=rows.columns(Message, "msg", _SEND_MESSAGE),
         generation=rows.columns(Generation, "g", _SEND_GENERATION),
-        lock=model_lock_clause("m"),
     )
     pk = Conversation._meta.pk
     user_pk = Conversation._meta.get_field("user").target_field

@@ -3,9 +3,10 @@ reply.
 
 A reply is a generation (``webapp.generations``) that an assistant message
 points at; preparing it is where access is checked. On PostgreSQL a send runs
-three statements, written as SQL: the conversation with its messages (taking
-the model's row lock for the fair queue), the free slots of the model's
-endpoints, and one that saves the generation, both messages and the timestamp.
+four statements: the conversation with its messages, then, in a transaction
+that holds the model's row lock for the fair queue, that lock, the free slots
+of the model's endpoints, and one that saves the generation, both messages and
+the timestamp.
 """
 
 from __future__ import annotations
@@ -106,24 +107,21 @@ def message_send(
     first send's messages and queues nothing.
     """
     text = content_clean(content)
+    found = send_context(user=user, conversation_id=conversation_id)
+    if client_id is not None and (first := _sent_with(found.messages, client_id)) is not None:
+        return first
+    conversation = found.conversation
+    parent = _parent(found.messages, parent_id, default=conversation.current_leaf_id)
     try:
-        with transaction.atomic():
-            # Locks the model's row for the fair queue: nothing else is read after it.
-            found = send_context(user=user, conversation_id=conversation_id)
-            if client_id is not None and (first := _sent_with(found.messages, client_id)):
-                return first
-            conversation = found.conversation
-            parent = _parent(found.messages, parent_id, default=conversation.current_leaf_id)
-            return _send_after(
-                user=user,
-                conversation=conversation,
-                messages=found.messages,
-                parent=parent,
-                text=text,
-                client_id=client_id,
-                running=found.running,
-                locked=True,
-            )
+        return _send_after(
+            user=user,
+            conversation=conversation,
+            messages=found.messages,
+            parent=parent,
+            text=text,
+            client_id=client_id,
+            running=found.running,
+        )
     except IntegrityError as exc:  # two resends raced on the same client_id
         return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
 
@@ -144,16 +142,15 @@ def message_edit(
         return first
     parent = next((m for m in messages if m.pk == original.parent_id), None)
     try:
-        with transaction.atomic():
-            return _send_after(
-                user=user,
-                conversation=original.conversation,
-                messages=messages,
-                parent=parent,
-                text=text,
-                client_id=client_id,
-                running=messages[0].user_running,
-            )
+        return _send_after(
+            user=user,
+            conversation=original.conversation,
+            messages=messages,
+            parent=parent,
+            text=text,
+            client_id=client_id,
+            running=messages[0].user_running,
+        )
     except IntegrityError as exc:  # two resends raced on the same client_id
         conversation_id = original.conversation_id
         return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
@@ -179,7 +176,6 @@ def _send_after(
     text: str,
     client_id: uuid.UUID | None,
     running: int | None = None,
-    locked: bool = False,
 ) -> Sent:
     if parent is not None and parent.is_active:
         raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
@@ -191,7 +187,6 @@ def _send_after(
         client_id=client_id,
         parent_id=parent.pk if parent is not None else None,
         running=running,
-        locked=locked,
     )
 
 
@@ -218,30 +213,29 @@ def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = Fals
     conversation = message.conversation
     old = message.generation
     running = messages[0].user_running
-    with transaction.atomic():
-        if same_settings and old is not None:
-            generation = _generation(
-                user=user,
-                conversation=conversation,
-                model=old.language_model,
-                history=old.messages,
-                repeat=old.params,
-                running=running,
-            )
-        else:
-            parent = next((m for m in messages if m.pk == message.parent_id), None)
-            history = message_context(messages=messages, leaf=parent)
-            generation = _generation(
-                user=user, conversation=conversation, history=history, running=running
-            )
-        reply = Message(
-            id=uuid.uuid4(),
+    if same_settings and old is not None:
+        generation = _generation(
+            user=user,
             conversation=conversation,
-            parent_id=message.parent_id,
-            role=Role.ASSISTANT,
-            generation=generation,
+            model=old.language_model,
+            history=old.messages,
+            repeat=old.params,
+            running=running,
         )
-        _save(conversation, generation, [reply])
+    else:
+        parent = next((m for m in messages if m.pk == message.parent_id), None)
+        history = message_context(messages=messages, leaf=parent)
+        generation = _generation(
+            user=user, conversation=conversation, history=history, running=running
+        )
+    reply = Message(
+        id=uuid.uuid4(),
+        conversation=conversation,
+        parent_id=message.parent_id,
+        role=Role.ASSISTANT,
+        generation=generation,
+    )
+    _save(conversation, generation, [reply])
     return reply
 
 
@@ -254,10 +248,8 @@ def _send(
     client_id: uuid.UUID | None,
     parent_id: Any = None,
     running: int | None = None,
-    locked: bool = False,
 ) -> Sent:
-    """Save the user's message and its reply, queued (``locked``: the transaction holds
-    the model's row lock already, see ``send_context``)."""
+    """Save the user's message and its reply, queued."""
     user_message = Message(
         id=uuid.uuid4(),
         conversation=conversation,
@@ -275,7 +267,7 @@ def _send(
         role=Role.ASSISTANT,
         generation=generation,
     )
-    _save(conversation, generation, [user_message, reply], locked=locked)
+    _save(conversation, generation, [user_message, reply])
     return Sent(user_message=user_message, assistant_message=reply, created=True)
 
 
@@ -308,29 +300,26 @@ def _generation(
 _TOUCH = 'UPDATE "chat_conversation" SET "updated_at" = %s, "current_leaf_id" = %s WHERE "id" = %s'
 
 
-def _save(
-    conversation: Conversation,
-    generation: Generation,
-    messages: list[Message],
-    *,
-    locked: bool = False,
-) -> None:
+def _save(conversation: Conversation, generation: Generation, messages: list[Message]) -> None:
     """Place the reply's generation in its model's queue, save it with ``messages`` (the
     reply last), and mark the conversation as the newest, opening on that reply; the
     generation is enqueued once the transaction commits.
 
-    One statement on PostgreSQL, written as SQL: the ORM took longer to compile these
-    writes than PostgreSQL to run them (docs/performance.md).
+    The transaction holds the model's row lock (``generation_place``) and does nothing
+    else: three statements on PostgreSQL, the last written as SQL, as the ORM took longer
+    to compile these writes than PostgreSQL to run them (docs/performance.md).
     """
-    generation_place(generation, locked=locked)
     field = Conversation._meta.get_field
     touch = [
         field("updated_at").get_db_prep_save(timezone.now(), connection),
         field("current_leaf").target_field.get_db_prep_value(messages[-1].pk, connection),
         field("id").get_db_prep_value(conversation.pk, connection),
     ]
-    statements = [rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)]
-    with connection.cursor() as cursor:
+    # No savepoint inside a caller's transaction (a conversation's start): only a
+    # database error can fail here, which ends that transaction anyway.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        generation_place(generation)
+        statements = [rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)]
         if connection.vendor == "postgresql":
             (gen_sql, gen_params), (msg_sql, msg_params), (touch_sql, touch_params) = statements
             cursor.execute(
@@ -340,7 +329,7 @@ def _save(
         else:
             for sql, params in statements:
                 cursor.execute(sql, params)
-    generation_enqueue(generation)
+        generation_enqueue(generation)
 
 
 def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> Message | None:

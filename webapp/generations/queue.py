@@ -91,26 +91,18 @@ FROM "catalog_modelendpoint" e WHERE e."model_id" = %s AND e."is_active"
 """
 
 
-def queue_place(*, model_id: Any, locked: bool = False) -> Any | None:
+def queue_place(*, model_id: Any) -> Any | None:
     """Return the endpoint a new generation of the model may start on at once: the least
     busy healthy one with a free slot, when nobody waits; else None (it waits its turn).
 
     Called in the creating transaction, which then holds the model's row lock until it
-    commits: two statements where a full admission round takes five, one when the
-    caller took the lock already (``locked``: with ``model_lock_clause`` in a read of its own).
+    commits: two statements where a full admission round takes five.
     """
-    if not locked:
-        _lock(model_id)
+    _lock(model_id)
     free, anyone_waits = _places(model_id)
     if free is None or anyone_waits:
         return None
     return _least_busy(free)
-
-
-def model_lock_clause(alias: str) -> str:
-    """Return what a statement that reads the model's row (as ``alias``) ends with to take
-    the lock ``_lock`` takes; nothing where transactions lock the whole database (SQLite)."""
-    return f'FOR NO KEY UPDATE OF "{alias}"' if connection.features.has_select_for_update_of else ""
 
 
 def _lock(model_id: Any) -> bool:

@@ -154,11 +154,11 @@ def generation_prepare(
     )
 
 
-def generation_place(generation: Generation, *, locked: bool = False) -> None:
+def generation_place(generation: Generation) -> None:
     """Give the generation a slot on one of its model's endpoints if it may start at once
     (else it waits its turn). Run in the transaction that saves it, which holds the
-    model's row lock from here to its commit (``locked``: it holds it already)."""
-    endpoint = queue_place(model_id=generation.language_model_id, locked=locked)
+    model's row lock from here to its commit: save it right after."""
+    endpoint = queue_place(model_id=generation.language_model_id)
     generation.endpoint_id = endpoint
     generation.admitted_at = timezone.now() if endpoint is not None else None
 

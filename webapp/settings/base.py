@@ -294,6 +294,9 @@ GENERATION = {
 # above has the digest hour and the expiry sweep's interval).
 ACCESS = {"EXPIRY_NOTICE_DAYS": env.int("ACCESS_EXPIRY_NOTICE_DAYS", default=14)}
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=32000)
+# Threads per web process that run the chat sockets' database work (each holds a pooled
+# connection while it works: keep it below DATABASE_POOL_SIZE).
+CHAT_DATABASE_THREADS = env.int("CHAT_DATABASE_THREADS", default=8)
 # The sidebar: conversations per page, and the seconds a delete can be undone before purging.
 CHAT_SIDEBAR_PAGE = env.int("CHAT_SIDEBAR_PAGE", default=30)
 CHAT_UNDO_SECONDS = env.int("CHAT_UNDO_SECONDS", default=8)

@@ -3,13 +3,16 @@ sends a frame, and how it reaches the database."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django import db
+from django.conf import settings
 
 from .. import selectors
 from ..models import Role
@@ -18,12 +21,14 @@ T = TypeVar("T")
 
 
 def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """Run ``function`` in the process's sync thread, then give its connection back to the pool.
+    """Run ``function`` in a thread of the sockets' database pool, then give its
+    connection back to the connection pool.
 
-    Connections this consumer opened through Channels' ``database_sync_to_async``
-    stayed checked out of the pool (seen in the pool's statistics); closed here,
-    inside the call, they go back. A thread pool instead of the one sync thread
-    was measured and not kept: see docs/performance.md.
+    Not Channels' ``database_sync_to_async``: that runs the database work of every
+    socket of the process in one thread, one frame after the other, so a burst of sends
+    queued behind each other while PostgreSQL sat idle (docs/performance.md). Each
+    thread has a connection of its own while it works; closed here, inside the call, it
+    goes back to the pool.
     """
 
     def run(*args: Any, **kwargs: Any) -> T:
@@ -33,7 +38,16 @@ def database_work(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
         finally:
             db.close_old_connections()
 
-    return sync_to_async(run)
+    async def call(*args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_threads(), functools.partial(run, *args, **kwargs))
+
+    return call
+
+
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.CHAT_DATABASE_THREADS, thread_name_prefix="chat-database")
 
 
 class ChatSocket(AsyncWebsocketConsumer):

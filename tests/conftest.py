@@ -84,6 +84,7 @@ def unqueued(monkeypatch):
     from webapp.generations import services
 
     monkeypatch.setattr(services, "queue_place", lambda **kwargs: None)
+    monkeypatch.setattr(services, "queue_place_sql", lambda model_id: ("NULL::uuid", []))
     monkeypatch.setattr(services, "queue_admit_later", lambda **kwargs: None)
 
 

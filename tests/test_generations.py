@@ -135,8 +135,8 @@ def at_most_queries(limit: int):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_send_runs_at_most_four_queries(user, conversation, unqueued):
-    with at_most_queries(4):  # the conversation, the model's row lock, the free slots, the writes
+def test_a_send_runs_at_most_two_queries(user, conversation, unqueued):
+    with at_most_queries(2):  # the conversation, then its place in the queue and the writes
         sent = message_send(user=user, conversation_id=conversation.pk, content="Second question")
     generation = sent.assistant_message.generation
     assert [m["content"] for m in generation.messages] == [
@@ -148,14 +148,14 @@ def test_a_send_runs_at_most_four_queries(user, conversation, unqueued):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_send_to_a_model_with_a_free_slot_starts_it_in_the_same_four_queries(
+def test_a_send_to_a_model_with_a_free_slot_starts_it_in_the_same_two_queries(
     user, conversation, monkeypatch
 ):
     from inference.tasks import generate
 
     sent_tasks = []
     monkeypatch.setattr(generate, "delay", sent_tasks.append)  # no worker needed
-    with at_most_queries(4):
+    with at_most_queries(2):
         sent = message_send(user=user, conversation_id=conversation.pk, content="Now")
     generation = Generation.objects.get(pk=sent.assistant_message.generation_id)
     assert generation.admitted_at is not None

@@ -3,10 +3,9 @@ reply.
 
 A reply is a generation (``webapp.generations``) that an assistant message
 points at; preparing it is where access is checked. On PostgreSQL a send runs
-four statements: the conversation with its messages, then, in a transaction
-that holds the model's row lock for the fair queue, that lock, the free slots
-of the model's endpoints, and one that saves the generation, both messages and
-the timestamp.
+two statements, written as SQL: the conversation with its messages, then one
+that places the reply in its model's fair queue and saves the generation, both
+messages and the timestamp.
 """
 
 from __future__ import annotations
@@ -24,7 +23,13 @@ from webapp.core import rows
 from webapp.core.errors import Conflict, NotFound, ValidationFailed
 from webapp.core.ids import is_uuid
 from webapp.generations.models import Generation, Origin
-from webapp.generations.services import generation_enqueue, generation_place, generation_prepare
+from webapp.generations.services import (
+    generation_enqueue,
+    generation_place,
+    generation_place_sql,
+    generation_placed,
+    generation_prepare,
+)
 
 from .configure import params_clean
 from .models import Conversation, Message, Preset, Role
@@ -300,13 +305,21 @@ def _generation(
 _TOUCH = 'UPDATE "chat_conversation" SET "updated_at" = %s, "current_leaf_id" = %s WHERE "id" = %s'
 
 
+# Where the fair queue placed the generation (``p``, see ``_save``), saved with it.
+_PLACED = (
+    ("endpoint_id", '(SELECT "endpoint" FROM p)'),
+    ("admitted_at", 'CASE WHEN (SELECT "endpoint" FROM p) IS NULL THEN NULL ELSE now() END'),
+)
+
+
 def _save(conversation: Conversation, generation: Generation, messages: list[Message]) -> None:
     """Place the reply's generation in its model's queue, save it with ``messages`` (the
     reply last), and mark the conversation as the newest, opening on that reply; the
     generation is enqueued once the transaction commits.
 
-    The transaction holds the model's row lock (``generation_place``) and does nothing
-    else: three statements on PostgreSQL, the last written as SQL, as the ORM took longer
+    On PostgreSQL that is one statement, written as SQL: it takes the model's row lock
+    (``generation_place_sql``), so the lock is held only while PostgreSQL runs it. A lock held
+    across round trips made a burst of sends wait in line for it, and the ORM took longer
     to compile these writes than PostgreSQL to run them (docs/performance.md).
     """
     field = Conversation._meta.get_field
@@ -315,21 +328,28 @@ def _save(conversation: Conversation, generation: Generation, messages: list[Mes
         field("current_leaf").target_field.get_db_prep_value(messages[-1].pk, connection),
         field("id").get_db_prep_value(conversation.pk, connection),
     ]
-    # No savepoint inside a caller's transaction (a conversation's start): only a
-    # database error can fail here, which ends that transaction anyway.
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        generation_place(generation)
-        statements = [rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)]
-        if connection.vendor == "postgresql":
-            (gen_sql, gen_params), (msg_sql, msg_params), (touch_sql, touch_params) = statements
-            cursor.execute(
-                f"WITH g AS ({gen_sql}), m AS ({msg_sql}) {touch_sql}",
-                [*gen_params, *msg_params, *touch_params],
-            )
-        else:
-            for sql, params in statements:
+    if connection.vendor != "postgresql":
+        # No savepoint inside a caller's transaction (a conversation's start): only a
+        # database error can fail here, which ends that transaction anyway.
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            generation_place(generation)
+            for sql, params in (rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)):
                 cursor.execute(sql, params)
-        generation_enqueue(generation)
+            generation_enqueue(generation)
+        return
+    place, place_params = generation_place_sql(generation)
+    gen_sql, gen_params = rows.insert([generation], _PLACED)
+    msg_sql, msg_params = rows.insert(messages)
+    # Every piece is SQL written here or from the models' definitions; values are parameters.
+    sql = (
+        f'WITH p AS (SELECT {place} AS "endpoint"), g AS ({gen_sql}), m AS ({msg_sql}) '  # noqa: S608
+        f'{_TOUCH} RETURNING (SELECT "endpoint" FROM p)'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*place_params, *gen_params, *msg_params, *touch])
+        (endpoint,) = cursor.fetchone()
+    generation_placed(generation, endpoint)
+    generation_enqueue(generation)
 
 
 def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> Message | None:

@@ -46,18 +46,26 @@ def loaded(model: type[M], values: Sequence[Any], names: tuple[str, ...] | None 
     return model.from_db(connection.alias, names, converted)
 
 
-def insert(instances: Sequence[Model]) -> tuple[str, list[Any]]:
+def insert(
+    instances: Sequence[Model], computed: tuple[tuple[str, str], ...] = ()
+) -> tuple[str, list[Any]]:
     """Return the INSERT of ``instances`` (all of one model) and its parameters.
 
     The fields' ``pre_save`` runs first, as in ``save()``: ``auto_now_add`` and
-    ``auto_now`` stamp the instances.
+    ``auto_now`` stamp the instances. ``computed`` pairs attnames with the SQL
+    expression that gives their value instead (no parameters of their own).
     """
     model = type(instances[0])
     fields = _fields(model, None)
+    skipped = {name for name, _ in computed}
     params: list[Any] = []
     for instance in instances:
-        params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    return _insert_sql(model, len(instances)), params
+        params += [
+            f.get_db_prep_save(f.pre_save(instance, True), connection)
+            for f in fields
+            if f.attname not in skipped
+        ]
+    return _insert_sql(model, len(instances), computed), params
 
 
 @cache
@@ -89,10 +97,11 @@ def _convert(value: Any, converters: list[Converter]) -> Any:
 
 
 @cache
-def _insert_sql(model: type[Model], count: int) -> str:
+def _insert_sql(model: type[Model], count: int, computed: tuple[tuple[str, str], ...]) -> str:
     fields = _fields(model, None)
     names = ", ".join(f'"{f.column}"' for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    given = dict(computed)
+    row = "(" + ", ".join(given.get(f.attname, "%s") for f in fields) + ")"
     # Names from the model's definition, never from input; values are parameters.
     table = model._meta.db_table
     return f'INSERT INTO "{table}" ({names}) VALUES ' + ", ".join([row] * count)  # noqa: S608

@@ -96,13 +96,31 @@ def queue_place(*, model_id: Any) -> Any | None:
     busy healthy one with a free slot, when nobody waits; else None (it waits its turn).
 
     Called in the creating transaction, which then holds the model's row lock until it
-    commits: two statements where a full admission round takes five.
+    commits: one statement on PostgreSQL (``queue_place_sql``), two elsewhere, where a
+    full admission round takes five.
     """
+    if connection.vendor == "postgresql":
+        sql, params = queue_place_sql(model_id)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {sql}", params)
+            return cursor.fetchone()[0]
     _lock(model_id)
     free, anyone_waits = _places(model_id)
     if free is None or anyone_waits:
         return None
     return _least_busy(free)
+
+
+def queue_place_sql(model_id: Any) -> tuple[str, list[Any]]:
+    """Return ``queue_place`` on PostgreSQL as an SQL expression and its parameters, for a
+    statement that saves the generation with the endpoint it gives (a chat send).
+
+    It calls the function migration generations 0006 made, which decides as the code
+    here does: it takes the model's row lock, then counts the free slots in statements of
+    their own, so the count sees every placement the lock waited for.
+    """
+    pk = LanguageModel._meta.pk.get_db_prep_value(model_id, connection)
+    return "gatehouse_place(%s, %s)", [pk, settings.GENERATION["ENDPOINT_CAPACITY"]]
 
 
 def _lock(model_id: Any) -> bool:
@@ -122,6 +140,7 @@ def _places(model_id: Any) -> tuple[dict[Any, int] | None, bool]:
     if not rows:
         return None, False
     default = settings.GENERATION["ENDPOINT_CAPACITY"]
+    # The rule gatehouse_place follows too (migration generations 0006): change both.
     free = {
         endpoint: (staff_set or reported or default) - busy
         for endpoint, staff_set, reported, healthy, busy, _ in rows

@@ -38,6 +38,7 @@ from .queue import (
     queue_admit_safely,
     queue_expire,
     queue_place,
+    queue_place_sql,
     queue_retry,
 )
 from .queue import queue_admit_all as queue_admit_all  # the reaper's round, for the task
@@ -158,7 +159,18 @@ def generation_place(generation: Generation) -> None:
     """Give the generation a slot on one of its model's endpoints if it may start at once
     (else it waits its turn). Run in the transaction that saves it, which holds the
     model's row lock from here to its commit: save it right after."""
-    endpoint = queue_place(model_id=generation.language_model_id)
+    generation_placed(generation, queue_place(model_id=generation.language_model_id))
+
+
+def generation_place_sql(generation: Generation) -> tuple[str, list[Any]]:
+    """Return ``generation_place`` as an SQL expression that gives the endpoint, and its
+    parameters (PostgreSQL), for a statement that saves the generation at once; then
+    record its answer with ``generation_placed``."""
+    return queue_place_sql(generation.language_model_id)
+
+
+def generation_placed(generation: Generation, endpoint: Any) -> None:
+    """Record the endpoint the fair queue gave the generation (None: it waits its turn)."""
     generation.endpoint_id = endpoint
     generation.admitted_at = timezone.now() if endpoint is not None else None
 

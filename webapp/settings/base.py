@@ -207,6 +207,12 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Kombu's Redis transport "emulates acks" by keeping every delivered message in Redis
+# until it is acked, to deliver it again later: two more Redis round trips per task in
+# the worker's one consumer thread, for a redelivery generation tasks never want (a
+# prefetched task a dead worker took is marked interrupted by the reaper after
+# GENERATION_QUEUED_TIMEOUT, like every admitted reply nobody claimed).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": env.bool("CELERY_ACK_EMULATION", default=False)}
 CELERY_TASK_DEFAULT_QUEUE = "gatehouse"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The reaper runs in beat's own process (webapp/scheduler.py): it must not need the

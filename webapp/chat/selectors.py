@@ -159,6 +159,17 @@ def _send_context(found: list[tuple[Any, ...]]) -> SendContext:
     return SendContext(conversation=conversation, messages=messages, running=int(running))
 
 
+def message_in_tree(*, user: Any, message_id: Any) -> tuple[Message, list[Message]]:
+    """Return the user's message and every message of its conversation (one query)."""
+    if not is_uuid(message_id):
+        raise NotFound("There is no such message.")
+    messages = messages_with_conversation(user=user, message_id=message_id)
+    message = next((m for m in messages if str(m.pk) == str(message_id)), None)
+    if message is None:
+        raise NotFound("There is no such message.")
+    return message, messages
+
+
 def message_tree(*, conversation: Conversation) -> list[Message]:
     """Return every message of the conversation, every branch, oldest first: one query."""
     return list(_messages().filter(conversation=conversation))

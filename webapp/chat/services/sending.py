@@ -1,11 +1,9 @@
-"""Write access to conversations: start one, send into it, edit a message, regenerate a
-reply.
+"""Start a conversation, send into it, edit an earlier message: each saves the user's
+message and queues its reply (``replies``).
 
-A reply is a generation (``webapp.generations``) that an assistant message
-points at; preparing it is where access is checked. On PostgreSQL a send runs
-two statements, written as SQL: the conversation with its messages, then one
-that places the reply in its model's fair queue and saves the generation, both
-messages and the timestamp.
+On PostgreSQL a send runs two statements, written as SQL: the conversation with
+its messages, then one that places the reply in its model's fair queue and
+saves the generation, both messages and the timestamp.
 """
 
 from __future__ import annotations
@@ -15,30 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import IntegrityError, transaction
 
 from webapp.catalog.models import LanguageModel
-from webapp.core import rows
 from webapp.core.errors import Conflict, NotFound, ValidationFailed
-from webapp.core.ids import is_uuid
-from webapp.generations.models import Generation, Origin
-from webapp.generations.services import (
-    generation_enqueue,
-    generation_place,
-    generation_place_sql,
-    generation_placed,
-    generation_prepare,
-)
 
-from .configure import params_clean
-from .models import Conversation, Message, Preset, Role
-from .selectors import (
+from ..configure import params_clean
+from ..models import Conversation, Message, Preset, Role
+from ..selectors import (
     branch_path,
     message_context,
+    message_in_tree,
     messages_with_conversation,
     send_context,
 )
+from .replies import replies_save, reply_generation
 
 TITLE_LENGTH = 60
 
@@ -140,7 +129,7 @@ def message_edit(
     history up to that parent; the old branch stays as it was.
     """
     text = content_clean(content)
-    original, messages = _message_in_tree(user, message_id)
+    original, messages = message_in_tree(user=user, message_id=message_id)
     if original.role != Role.USER:
         raise ValidationFailed("Only your own messages can be edited; regenerate a reply.")
     if client_id is not None and (first := _sent_with(messages, client_id)) is not None:
@@ -159,17 +148,6 @@ def message_edit(
     except IntegrityError as exc:  # two resends raced on the same client_id
         conversation_id = original.conversation_id
         return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
-
-
-def _message_in_tree(user: Any, message_id: Any) -> tuple[Message, list[Message]]:
-    """Return the user's message and every message of its conversation (one query)."""
-    if not is_uuid(message_id):
-        raise NotFound("There is no such message.")
-    messages = messages_with_conversation(user=user, message_id=message_id)
-    message = next((m for m in messages if str(m.pk) == str(message_id)), None)
-    if message is None:
-        raise NotFound("There is no such message.")
-    return message, messages
 
 
 def _send_after(
@@ -205,45 +183,6 @@ def _resent(
     return first
 
 
-def message_regenerate(*, user: Any, message_id: Any, same_settings: bool = False) -> Message:
-    """Queue a new reply beside an assistant message (a sibling branch).
-
-    With ``same_settings`` the new reply reuses the old one's model, exact
-    parameters (seed included) and input; otherwise it takes the conversation's
-    model and its defaults, with the history as it stands.
-    """
-    message, messages = _message_in_tree(user, message_id)
-    if message.role != Role.ASSISTANT:
-        raise ValidationFailed("Only a reply can be regenerated.")
-    conversation = message.conversation
-    old = message.generation
-    running = messages[0].user_running
-    if same_settings and old is not None:
-        generation = _generation(
-            user=user,
-            conversation=conversation,
-            model=old.language_model,
-            history=old.messages,
-            repeat=old.params,
-            running=running,
-        )
-    else:
-        parent = next((m for m in messages if m.pk == message.parent_id), None)
-        history = message_context(messages=messages, leaf=parent)
-        generation = _generation(
-            user=user, conversation=conversation, history=history, running=running
-        )
-    reply = Message(
-        id=uuid.uuid4(),
-        conversation=conversation,
-        parent_id=message.parent_id,
-        role=Role.ASSISTANT,
-        generation=generation,
-    )
-    _save(conversation, generation, [reply])
-    return reply
-
-
 def _send(
     *,
     user: Any,
@@ -264,7 +203,9 @@ def _send(
         client_id=client_id,
     )
     history = [*history, {"role": "user", "content": content}]
-    generation = _generation(user=user, conversation=conversation, history=history, running=running)
+    generation = reply_generation(
+        user=user, conversation=conversation, history=history, running=running
+    )
     reply = Message(
         id=uuid.uuid4(),
         conversation=conversation,
@@ -272,84 +213,8 @@ def _send(
         role=Role.ASSISTANT,
         generation=generation,
     )
-    _save(conversation, generation, [user_message, reply])
+    replies_save(conversation, generation, [user_message, reply])
     return Sent(user_message=user_message, assistant_message=reply, created=True)
-
-
-def _generation(
-    *,
-    user: Any,
-    conversation: Conversation,
-    history: list[Any],
-    model: LanguageModel | None = None,
-    repeat: dict[str, Any] | None = None,
-    running: int | None = None,
-) -> Generation:
-    """Prepare a reply to ``history``: with the conversation's system prompt first and its
-    parameters over the model's defaults, or, to ``repeat`` a reply, its exact input and
-    parameters (``repeat``: the parameters it was sent with). ``_save`` queues it."""
-    if repeat is None and conversation.system_prompt:
-        history = [{"role": "system", "content": conversation.system_prompt}, *history]
-    return generation_prepare(
-        user=user,
-        model=model or conversation.model,
-        origin=Origin.CHAT,
-        messages=history,
-        params=conversation.params if repeat is None else repeat,
-        with_defaults=repeat is None,
-        group=conversation.group,
-        running=running,
-    )
-
-
-_TOUCH = 'UPDATE "chat_conversation" SET "updated_at" = %s, "current_leaf_id" = %s WHERE "id" = %s'
-
-
-# Where the fair queue placed the generation (``p``, see ``_save``), saved with it.
-_PLACED = (
-    ("endpoint_id", '(SELECT "endpoint" FROM p)'),
-    ("admitted_at", 'CASE WHEN (SELECT "endpoint" FROM p) IS NULL THEN NULL ELSE now() END'),
-)
-
-
-def _save(conversation: Conversation, generation: Generation, messages: list[Message]) -> None:
-    """Place the reply's generation in its model's queue, save it with ``messages`` (the
-    reply last), and mark the conversation as the newest, opening on that reply; the
-    generation is enqueued once the transaction commits.
-
-    On PostgreSQL that is one statement, written as SQL: it takes the model's row lock
-    (``generation_place_sql``), so the lock is held only while PostgreSQL runs it. A lock held
-    across round trips made a burst of sends wait in line for it, and the ORM took longer
-    to compile these writes than PostgreSQL to run them (docs/performance.md).
-    """
-    field = Conversation._meta.get_field
-    touch = [
-        field("updated_at").get_db_prep_save(timezone.now(), connection),
-        field("current_leaf").target_field.get_db_prep_value(messages[-1].pk, connection),
-        field("id").get_db_prep_value(conversation.pk, connection),
-    ]
-    if connection.vendor != "postgresql":
-        # No savepoint inside a caller's transaction (a conversation's start): only a
-        # database error can fail here, which ends that transaction anyway.
-        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-            generation_place(generation)
-            for sql, params in (rows.insert([generation]), rows.insert(messages), (_TOUCH, touch)):
-                cursor.execute(sql, params)
-            generation_enqueue(generation)
-        return
-    place, place_params = generation_place_sql(generation)
-    gen_sql, gen_params = rows.insert([generation], _PLACED)
-    msg_sql, msg_params = rows.insert(messages)
-    # Every piece is SQL written here or from the models' definitions; values are parameters.
-    sql = (
-        f'WITH p AS (SELECT {place} AS "endpoint"), g AS ({gen_sql}), m AS ({msg_sql}) '  # noqa: S608
-        f'{_TOUCH} RETURNING (SELECT "endpoint" FROM p)'
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*place_params, *gen_params, *msg_params, *touch])
-        (endpoint,) = cursor.fetchone()
-    generation_placed(generation, endpoint)
-    generation_enqueue(generation)
 
 
 def _parent(messages: list[Message], parent_id: Any, *, default: Any = None) -> Message | None:

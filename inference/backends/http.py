@@ -17,7 +17,14 @@ from typing import Any
 
 import aiohttp
 
-from .base import BackendError, BackendFailed, BackendTimeout, connection_error, status_error
+from .base import (
+    BackendError,
+    BackendFailed,
+    BackendTimeout,
+    connection_error,
+    malformed_error,
+    status_error,
+)
 from .base import parse_body as _parse_body
 
 # A TGI stream's last event repeats the whole generated text: allow lines of a few MiB.
@@ -80,6 +87,17 @@ async def lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
             yield line
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise reading_error(exc) from exc
+
+
+async def json_body(response: aiohttp.ClientResponse) -> Any:
+    """Return the answer's JSON body; a read that fails or a body that is not JSON raises
+    the backend error for it."""
+    try:
+        return await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise reading_error(exc) from exc
+    except ValueError as exc:
+        raise malformed_error() from exc
 
 
 async def _error_body(response: aiohttp.ClientResponse) -> object:

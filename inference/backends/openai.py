@@ -13,8 +13,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
-
 from inference.params import SamplingParams, params_to_openai
 
 from . import http
@@ -89,12 +87,7 @@ class OpenAIBackend:
             async with http.opened(
                 "GET", self.base_url + "/models", headers=self.headers, timeout=self.timeout
             ) as response:
-                try:
-                    models = await response.json(content_type=None)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise http.reading_error(exc) from exc
-                except ValueError as exc:
-                    raise malformed_error() from exc
+                models = await http.json_body(response)
             data = models.get("data") if isinstance(models, dict) else None
             _served[self.base_url] = str(data[0].get("id") or "default") if data else "default"
         return _served[self.base_url]

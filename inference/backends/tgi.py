@@ -142,12 +142,7 @@ class TGIBackend:
         ) as response:
             if response.status == 404:
                 return None
-            try:
-                return await response.json(content_type=None)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise http.reading_error(exc) from exc
-            except ValueError as exc:
-                raise malformed_error() from exc
+            return await http.json_body(response)
 
 
 def _request_body(prompt: str, params: SamplingParams) -> dict:

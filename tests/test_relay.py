@@ -105,3 +105,31 @@ async def test_any_other_channel_layer_gets_the_announcements_through_group_send
     assert not relay.announcements._Announcer(get_channel_layer()).pipelined
     message = await _announced_to_a_group_member("g.fallback")
     assert (message["event"]["text"], message["event"]["seq"]) == ("hello", 1)
+
+
+async def test_a_layer_whose_sockets_all_closed_hears_the_next_one_at_once(settings, monkeypatch):
+    # channels-redis' receiver polls every 100 ms while nothing is subscribed; ours waits
+    # for the next subscribe. With the idle check pushed out to 30 s, only that wait
+    # can deliver within the 5 s below.
+    from inference.relay import layer as layer_module
+
+    monkeypatch.setattr(layer_module, "IDLE_CHECK", 30.0)
+    layer = layer_module.PubSubChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    first = await layer.new_channel()
+    receiving = asyncio.create_task(layer.receive(first))
+    await asyncio.sleep(0.05)
+    receiving.cancel()  # the socket closed: its channel is unsubscribed, nothing is left
+    await asyncio.gather(receiving, return_exceptions=True)
+    shard = layer._get_layer()._shards[0]
+    assert isinstance(shard, layer_module._Shard)
+    async with asyncio.timeout(5):  # until the receiver has read Redis' unsubscribe reply
+        while shard._pubsub.subscribed:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # and is idle
+    try:
+        second = await layer.new_channel()
+        await layer.send(second, {"type": "relay.event", "event": {"text": "hello"}})
+        message = await asyncio.wait_for(layer.receive(second), timeout=5)
+        assert message["event"] == {"text": "hello"}
+    finally:
+        await layer.flush()

@@ -124,9 +124,10 @@ def channel_layer_host(url: str) -> dict:
 
 CHANNEL_LAYERS = {
     "default": {
-        # The pub/sub layer: no per-channel capacity to overflow, so no token
-        # frame is dropped silently under load (see docs/decisions.md).
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels-redis' pub/sub layer: no per-channel capacity to overflow, so no
+        # token frame is dropped silently under load (see docs/decisions.md); its
+        # receiver wakes on a subscribe instead of polling (inference/relay/layer.py).
+        "BACKEND": "inference.relay.layer.PubSubChannelLayer",
         "CONFIG": {
             "hosts": [channel_layer_host(REDIS_URL)],
             "prefix": env("CHANNEL_PREFIX", default="gatehouse"),

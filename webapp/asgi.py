@@ -13,7 +13,11 @@ django_application = get_asgi_application()
 django_application.chunk_size = 1024 * 1024
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
+from webapp.core import heap  # noqa: E402
 from webapp.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter({"http": django_application, "websocket": websocket_application()})
+get_resolver().url_patterns  # noqa: B018 (every view imported before the heap is frozen)
+heap.freeze()

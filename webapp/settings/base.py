@@ -274,6 +274,10 @@ GENERATION_LIMITS: dict = {
 # renewing it: the sockets of a process that died stop counting after this.
 CHAT_SOCKET_LEASE = env.float("CHAT_SOCKET_LEASE", default=60.0)
 
+# Freeze the objects of a started web server or worker out of the garbage collector's
+# full collections (webapp/core/heap.py).
+GC_FREEZE = env.bool("GC_FREEZE", default=True)
+
 GENERATION = {
     "FIRST_TOKEN_TIMEOUT": env.float("GENERATION_FIRST_TOKEN_TIMEOUT", default=120.0),
     "IDLE_TIMEOUT": env.float("GENERATION_IDLE_TIMEOUT", default=60.0),

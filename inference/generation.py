@@ -2,7 +2,12 @@
 
 Tokens are coalesced into chunks (the first token goes out at once, then at
 most one chunk per flush interval or per N tokens), so the per-token work is
-one list append; Redis and the channel layer see one write per chunk.
+one list append; Redis and the channel layer see one write per chunk. A token
+that arrives once the interval is over goes out at once with those before it.
+When the interval ends between two tokens of a steady stream, the chunk waits
+for the next one (within one and a half of the stream's last gap, and never
+more than an interval): sent a moment earlier, it would show text older by a
+whole gap, and the next token would wait a whole interval.
 
 A generation with token details asked for (``SamplingParams.alternatives``)
 carries them in its chunks (``tokens``: each token's text, logprob and top
@@ -139,6 +144,8 @@ class Generation:
         self._pending_tokens: list[TokenDetail] = []
         self._details = job.params.alternatives is not None
         self._last_flush = 0.0
+        self._newest = 0.0  # when the newest token arrived
+        self._gap = 0.0  # the time between the two newest tokens
         self._timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> Outcome:
@@ -195,19 +202,25 @@ class Generation:
         limits = self.limits
         backend = backend_for(self.job.endpoint, timeouts=Timeouts(limits.connect, limits.total))
         events = self._events(backend)
+        watchdog = _Watchdog(limits.first_token)
         try:
-            timeout = limits.first_token
-            while (event := await _next(events, timeout)) is not None:
+            async for event in events:
+                watchdog.fed()
                 if isinstance(event, Token):
                     if self.outcome.time_to_first_token_ms is None:
                         self.outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
-                        timeout = limits.idle
+                        watchdog.expect(limits.idle)
                     await self._add(event)
                 elif isinstance(event, Rendered):
                     self._apply_rendered(event)
                 elif isinstance(event, Finish):
                     self._apply_finish(event)
+        except asyncio.CancelledError:
+            if watchdog.bit():
+                raise BackendTimeout() from None
+            raise
         finally:
+            watchdog.stop()
             await events.aclose()  # type: ignore[attr-defined]
 
     def _events(self, backend: Backend) -> AsyncIterator[Event]:
@@ -230,16 +243,27 @@ class Generation:
         self.outcome.system_fingerprint = event.system_fingerprint
 
     async def _add(self, token: Token) -> None:
+        now = time.monotonic()
+        self._gap, self._newest = (now - self._newest if self._newest else 0.0), now
         self._pending.append(token.text)
         if self._details:
             self._pending_tokens.append(token_detail(token))
         self.outcome.token_count += 1
-        due = self._last_flush + self.limits.flush_interval - time.monotonic()
+        due = self._last_flush + self.limits.flush_interval - now
         if due <= 0 or len(self._pending) >= self.limits.flush_tokens:
             await self._flush()
         elif self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(due, lambda: _background(loop, self._flush()))
+            self._timer = asyncio.get_running_loop().call_later(due, self._interval_over)
+
+    def _interval_over(self, waited: bool = False) -> None:
+        """Flush what is pending, unless the stream's pace says its next token is near:
+        then wait for it once (a token that comes flushes with it and cancels this)."""
+        loop = asyncio.get_running_loop()
+        wait = self._newest + min(1.5 * self._gap, self.limits.flush_interval) - time.monotonic()
+        if wait > 0 and not waited:
+            self._timer = loop.call_later(wait, self._interval_over, True)
+            return
+        _background(loop, self._flush())
 
     async def _flush(self) -> None:
         if self._timer is not None:
@@ -288,14 +312,54 @@ def token_detail(token: Token) -> TokenDetail:
     return {"text": token.text, "logprob": logprob, "top": top}
 
 
-async def _next(events: AsyncIterator[Event], timeout: float) -> Event | None:
-    try:
-        async with asyncio.timeout(timeout):
-            return await anext(events)
-    except StopAsyncIteration:
-        return None
-    except TimeoutError as exc:
-        raise BackendTimeout() from exc
+class _Watchdog:
+    """Cancel the task reading a stream when no event came for ``timeout`` seconds.
+
+    Per event it only notes the time (an ``asyncio.timeout`` around each event
+    cost a timer armed and cancelled per token, a tenth of a busy worker's loop);
+    its one timer, when it fires, looks at that note and sets itself again.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._last = self._loop.time()
+        self._expired = False
+        self._timer: asyncio.TimerHandle | None = self._loop.call_at(
+            self._last + timeout, self._check
+        )
+
+    def fed(self) -> None:
+        self._last = self._loop.time()
+
+    def expect(self, timeout: float) -> None:
+        """From now on, allow ``timeout`` seconds between events."""
+        self.timeout = timeout
+        self.stop()
+        self._timer = self._loop.call_at(self._last + timeout, self._check)
+
+    def bit(self) -> bool:
+        """Whether the cancel being handled is this watchdog's (then it is undone, to be
+        raised as a timeout instead)."""
+        if self._expired and self._task is not None:
+            self._task.uncancel()
+        return self._expired
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        deadline = self._last + self.timeout
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check)
+            return
+        self._timer = None
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def _cancel_requested(generation_id: str) -> bool:

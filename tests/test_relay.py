@@ -69,6 +69,14 @@ async def test_a_log_that_vanished_is_written_again_from_the_first_event():
     assert [e["seq"] for e in events] == [1, 2, 3]
 
 
+async def test_a_write_after_redis_forgot_the_writers_script_loads_it_again():
+    publisher = relay.Publisher(fresh_id(), "g.script")
+    assert await publisher.chunk("a")
+    await relay.async_client().script_flush()  # as a restarted Redis has no scripts
+    assert await publisher.chunk("b")
+    assert [e["text"] for e in await relay.log_read(publisher.generation_id)] == ["a", "b"]
+
+
 async def test_the_log_expires(settings):
     publisher = relay.Publisher(fresh_id(), "g.3")
     await publisher.chunk("x")

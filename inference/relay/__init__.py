@@ -16,7 +16,7 @@ The package's modules, in the order an event travels:
 - ``publisher``: ``Publisher`` numbers one generation's events and keeps them
   until the log holds them; ``publish_end`` ends a generation no worker will finish.
 - ``writer``: the shared writer that carries every publisher's events of a loop
-  in one pipeline.
+  in one Redis command (a Lua script).
 - ``announcements``: how an event reaches a channel-layer group, and the fair
   queue's positions.
 - ``reader``: the replay of a log after a seq, and its text so far.

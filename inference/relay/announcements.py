@@ -17,8 +17,9 @@ class _Announcer:
     """How an event reaches a channel-layer group.
 
     With channels-redis' pub/sub layer on the relay's own Redis, the PUBLISH
-    joins the relay's pipeline, named as that layer names group channels (one
-    round trip for many events). Any other layer gets the public ``group_send``.
+    goes with the relay's own writes, named as that layer names group channels
+    (one round trip for many events). Any other layer gets the public
+    ``group_send``.
     """
 
     def __init__(self, layer: Any) -> None:
@@ -29,13 +30,11 @@ class _Announcer:
     def pipelined(self) -> bool:
         return self._group_channel is not None
 
-    def add_to(self, pipe: Any, group: str, event: LogEvent) -> bool:
-        """Queue the announcement in ``pipe`` if this layer allows; return whether it did."""
+    def announcement(self, group: str, event: LogEvent) -> tuple[str, bytes] | None:
+        """The channel and message to PUBLISH for ``event``, if this layer allows."""
         if self._group_channel is None:
-            return False
-        message = self.layer.serialize(_relay_message(event))
-        pipe.publish(self._group_channel(group), message)
-        return True
+            return None
+        return self._group_channel(group), self.layer.serialize(_relay_message(event))
 
     async def send(self, group: str, event: LogEvent | MessageEvent | QueueEvent) -> None:
         await self.layer.group_send(group, _relay_message(event))

@@ -15,8 +15,8 @@ else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
 
-.PHONY: install run test test-fast lint format bench bench-api bench-downloads bench-conversations \
-	bench-leaderboard drill clean
+.PHONY: install run test test-fast lint format bench bench-relay-loop bench-api bench-downloads \
+	bench-conversations bench-leaderboard drill clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ format: install
 
 bench: install
 	$(PY) bench/relay.py
+
+# The worker's relay loop alone: its CPU per token, relayed and read bare.
+bench-relay-loop: install
+	$(PY) bench/relay_loop.py
 
 # What the /v1 API adds over calling the model server directly, and its requests per second.
 bench-api: install

@@ -87,6 +87,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # connections pile up: PostgreSQL gets a pool per process, others no reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Django's backend with a pool that checks a connection it lends without a round
+    # trip (webapp/core/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "webapp.core.postgresql"
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 2,

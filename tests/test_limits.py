@@ -3,14 +3,20 @@ try again, nothing is saved or queued, and other users are not affected."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Group
+from django.db import transaction
 
+from inference import relay
 from tests.factories import ConversationFactory, UserFactory
 from webapp.chat.models import Message
 from webapp.chat.services import message_send
+from webapp.core.errors import ValidationFailed
 from webapp.generations.limits import LimitReached
-from webapp.generations.models import Generation, Status
+from webapp.generations.models import Generation, Origin, Status
+from webapp.generations.services import generation_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("unqueued")]
 
@@ -37,13 +43,19 @@ def test_a_third_reply_at_once_is_refused_and_nothing_is_saved(openai_model):
     message_send(user=user, conversation_id=conversations[2].pk, content="now")
 
 
-def test_too_many_replies_in_a_minute_are_refused_with_when_to_try_again(openai_model, settings):
-    settings.GENERATION_LIMITS = {**settings.GENERATION_LIMITS, "PER_MINUTE": 3}
+def _sent_to_the_minute_limit(model, settings, limit: int) -> tuple[Any, Any]:
+    """A user and conversation that sent ``limit`` replies this minute (all ended)."""
+    settings.GENERATION_LIMITS = {**settings.GENERATION_LIMITS, "PER_MINUTE": limit}
     user = UserFactory()
-    conversation = ConversationFactory(user=user, model=openai_model)
-    for turn in range(3):
+    conversation = ConversationFactory(user=user, model=model)
+    for turn in range(limit):
         message_send(user=user, conversation_id=conversation.pk, content=f"turn {turn}")
         Generation.objects.filter(user=user).update(status=Status.DONE)
+    return user, conversation
+
+
+def test_too_many_replies_in_a_minute_are_refused_with_when_to_try_again(openai_model, settings):
+    user, conversation = _sent_to_the_minute_limit(openai_model, settings, 3)
     with pytest.raises(LimitReached) as refused:
         message_send(user=user, conversation_id=conversation.pk, content="too soon")
     assert refused.value.code == "rate_limited"
@@ -82,3 +94,34 @@ async def test_over_the_limit_the_socket_says_why_and_stays_open(openai_model):
     await socket.send({"type": "dance"})
     assert (await socket.receive_until("error"))[-1]["code"] == "unknown_type"
     await socket.close()
+
+
+def test_a_request_refused_for_its_parameters_does_not_count_toward_the_minute(
+    openai_model, settings
+):
+    settings.GENERATION_LIMITS = {**settings.GENERATION_LIMITS, "PER_MINUTE": 2}
+    user = UserFactory()
+    for _ in range(3):
+        with pytest.raises(ValidationFailed):
+            _create(user, openai_model, params={"temperature": 99})
+    for _ in range(2):  # the minute's two starts are still there
+        _create(user, openai_model)
+        Generation.objects.filter(user=user).update(status=Status.DONE)
+    with pytest.raises(LimitReached) as refused:
+        _create(user, openai_model)
+    assert refused.value.code == "rate_limited"
+
+
+def test_a_redis_restart_does_not_reset_the_minute(openai_model, settings):
+    user, conversation = _sent_to_the_minute_limit(openai_model, settings, 2)
+    relay.sync_client().flushdb()  # what a restart of Redis (which keeps nothing) leaves
+    with pytest.raises(LimitReached) as refused:
+        message_send(user=user, conversation_id=conversation.pk, content="too soon")
+    assert refused.value.code == "rate_limited"
+
+
+def _create(user, model, **kwargs) -> Generation:
+    with transaction.atomic():
+        return generation_create(
+            user=user, model=model, origin=Origin.PLAYGROUND, prompt="Once upon", **kwargs
+        )

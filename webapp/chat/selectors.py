@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,12 @@ from webapp.catalog.models import LanguageModel
 from webapp.core import rows
 from webapp.core.errors import NotFound
 from webapp.core.ids import is_uuid
-from webapp.generations.limits import running_count_sql, running_requests
+from webapp.generations.limits import (
+    limits_for,
+    running_count_sql,
+    running_requests,
+    started_count_sql,
+)
 from webapp.generations.models import ACTIVE_STATUSES, Generation, Status
 from webapp.generations.selectors import generation_summary
 
@@ -92,6 +98,7 @@ class SendContext:
     conversation: Conversation  # with its model
     messages: list[Message]  # every message, each reply with its generation's status and text
     running: int  # the user's requests running now, as their limit counts them
+    started: int  # the user's generations started this minute, as their limit counts them
 
 
 _SEND_MESSAGE = (
@@ -100,7 +107,7 @@ _SEND_MESSAGE = (
 )
 _SEND_GENERATION = ("id", "status", "text")
 _SEND_CONTEXT = """
-SELECT {conversation}, {model}, {running}, {message}, {generation}
+SELECT {conversation}, {model}, {running}, {started}, {message}, {generation}
 FROM "chat_conversation" c
 JOIN "catalog_languagemodel" m ON m."id" = c."model_id"
 LEFT JOIN "chat_message" msg ON msg."conversation_id" = c."id"
@@ -117,10 +124,13 @@ def send_context(*, user: Any, conversation_id: Any) -> SendContext:
     if not user.is_authenticated or not is_uuid(conversation_id):
         raise NotFound("There is no such conversation.")
     running, running_params = running_count_sql(user.pk)
+    per_minute = limits_for(user).per_minute
+    started, started_params = started_count_sql(user.pk, time.time(), per_minute)
     sql = _SEND_CONTEXT.format(
         conversation=rows.columns(Conversation, "c"),
         model=rows.columns(LanguageModel, "m"),
         running=running,
+        started=started,
         message=rows.columns(Message, "msg", _SEND_MESSAGE),
         generation=rows.columns(Generation, "g", _SEND_GENERATION),
     )
@@ -128,6 +138,7 @@ def send_context(*, user: Any, conversation_id: Any) -> SendContext:
     user_pk = Conversation._meta.get_field("user").target_field
     params = [
         *running_params,
+        *started_params,
         pk.get_db_prep_value(uuid.UUID(str(conversation_id)), connection),
         user_pk.get_db_prep_value(user.pk, connection),
     ]
@@ -145,8 +156,8 @@ def _send_context(found: list[tuple[Any, ...]]) -> SendContext:
     conversation = rows.loaded(Conversation, first[:at])
     conversation.model = rows.loaded(LanguageModel, first[at : at + rows.width(LanguageModel)])
     at += rows.width(LanguageModel)
-    running = first[at]
-    at += 1
+    running, started = first[at : at + 2]
+    at += 2
     messages = []
     cut = at + len(_SEND_MESSAGE)
     for row in found:
@@ -156,7 +167,9 @@ def _send_context(found: list[tuple[Any, ...]]) -> SendContext:
         if message.generation_id is not None:
             message.generation = rows.loaded(Generation, row[cut:], _SEND_GENERATION)
         messages.append(message)
-    return SendContext(conversation=conversation, messages=messages, running=int(running))
+    return SendContext(
+        conversation=conversation, messages=messages, running=int(running), started=int(started)
+    )
 
 
 def message_in_tree(*, user: Any, message_id: Any) -> tuple[Message, list[Message]]:

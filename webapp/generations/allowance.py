@@ -16,8 +16,8 @@ from .limits import (
     NO_LIMIT,
     in_words,
     limits_for,
-    rate_key,
     running_count,
+    started_count,
     tokens_key,
     until_midnight,
     until_minute_ends,
@@ -79,18 +79,19 @@ def _limit(value: int) -> int | None:
 
 
 def allowance_get(*, user: Any) -> Allowance:
-    """Read the user's allowance: one count in PostgreSQL, two round trips to Redis."""
+    """Read the user's allowance: two counts in PostgreSQL, two round trips to Redis."""
     limits = limits_for(user)
     models = model_list_usable(user=user, action="chat")
     now = time.time()
-    keys = [rate_key(user.pk, now)] + [tokens_key(user.pk, m.pk, now) for m in models]
-    started, *tokens = relay.sync_client().mget(keys)
+    keys = [tokens_key(user.pk, m.pk, now) for m in models]
+    tokens = relay.sync_client().mget(keys) if keys else []
+    started = started_count(user=user, now=now)
     running = running_count(user=user)
     midnight = until_midnight(now)
     return Allowance(
         staff=limits.staff,
         running=Use(running, _limit(limits.concurrent)),
-        this_minute=Use(int(started or 0), _limit(limits.per_minute), until_minute_ends(now)),
+        this_minute=Use(started, _limit(limits.per_minute), until_minute_ends(now)),
         models=[
             ModelTokens(
                 m.slug,

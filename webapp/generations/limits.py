@@ -4,12 +4,15 @@ overrides per group and, for tokens, per model). Checked in generation_create be
 anything is saved; going over says when it resets, and nothing is queued. A compare row
 (one prompt to 2 to 4 models) is one request: it counts once toward the replies running.
 
-Redis holds the counters: one per user and minute (replies started), and one per user,
-model and UTC day (tokens), which the worker adds to when a generation ends.
+The replies started this minute (a UTC clock minute) are the user's generations saved
+since it began, counted in PostgreSQL: a chat send reads the count with the rest of what
+it needs, in its one read. Redis holds one counter per user, model and UTC day (tokens),
+which the worker adds to when a generation ends.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import uuid
@@ -144,8 +147,39 @@ def running_count(*, user: Any) -> int:
     return int(mine.aggregate(count=running_requests())["count"])
 
 
-def rate_key(user_id: Any, now: float) -> str:
-    return f"gatehouse:rate:{user_id}:{int(now // 60)}"
+def minute_start(now: float) -> dt.datetime:
+    """When the UTC clock minute of ``now`` began (the per-minute limit counts from it)."""
+    return dt.datetime.fromtimestamp(now // 60 * 60, dt.UTC)
+
+
+# Counted up to the limit (what the check needs to know), from the index on (user, created).
+_STARTED = """
+SELECT COUNT(*) FROM (
+    SELECT 1 FROM "generations_generation" WHERE "user_id" = %s AND "created_at" >= %s LIMIT %s
+) started
+"""
+
+
+def started_count_sql(user_id: Any, now: float, limit: int) -> tuple[str, list[Any]]:
+    """Return ``started_count`` as a scalar subquery and its parameters, for a statement
+    written as SQL that reads it with other rows (a chat send)."""
+    if limit >= NO_LIMIT:
+        return "0", []
+    user = Generation._meta.get_field("user").target_field.get_db_prep_value(user_id, connection)
+    since = Generation._meta.get_field("created_at").get_db_prep_value(
+        minute_start(now), connection
+    )
+    return f"({_STARTED})", [user, since, limit]
+
+
+def started_count(*, user: Any, now: float, limit: int | None = None) -> int:
+    """The generations the user started (saved) since the minute of ``now`` began, of every
+    origin and whatever became of them: what the per-minute limit counts. With a ``limit``
+    it counts no further than that (0 past no limit)."""
+    if limit is not None and limit >= NO_LIMIT:
+        return 0
+    mine = Generation.objects.filter(user=user, created_at__gte=minute_start(now))
+    return (mine[:limit] if limit is not None else mine).count()
 
 
 def tokens_key(user_id: Any, model_id: Any, now: float) -> str:
@@ -173,11 +207,15 @@ def in_words(seconds: int) -> str:
     return " and ".join(parts)
 
 
-def limits_check(*, user: Any, model: Any, running: int | None = None) -> None:
-    """Refuse a new generation of ``model`` past the user's limits; ``running``, when the
-    caller has already counted the user's active generations, saves the query.
+def limits_check(
+    *, user: Any, model: Any, running: int | None = None, started: int | None = None
+) -> None:
+    """Refuse a new generation of ``model`` past the user's limits; ``running`` and
+    ``started``, when the caller has already counted the user's active generations and
+    those started this minute, save their queries.
 
-    The per-minute counter and today's tokens on the model come back in one round trip.
+    Two sends racing past the last place of a limit may both start: the counts are read,
+    not reserved (as for the replies running).
     """
     limits = limits_for(user)
     if running is None:
@@ -189,30 +227,20 @@ def limits_check(*, user: Any, model: Any, running: int | None = None) -> None:
             code="too_many_running",
         )
     now = time.time()
-    key = rate_key(user.pk, now)
-    client = relay.sync_client()
     budget = limits.tokens_per_day(model.slug)
-    if budget:
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.get(tokens_key(user.pk, model.pk, now))
-        started, used = pipe.execute()
-    else:
-        started, used = client.incr(key), None
-    if started == 1:  # the first of this minute: the counter goes with the minute
-        client.expire(key, 61)
+    used = relay.sync_client().get(tokens_key(user.pk, model.pk, now)) if budget else None
     if budget and int(used or 0) >= budget:
-        client.decr(key)  # refused: it did not start
         wait = until_midnight(now)
         raise LimitReached(
-            f"You have used {int(used):,} of your {budget:,} tokens for {model.display_name} "
-            f"today (prompts and replies). The budget resets at midnight UTC, in "
-            f"{in_words(wait)}; other models have budgets of their own.",
+            f"You have used {int(used or 0):,} of your {budget:,} tokens for "
+            f"{model.display_name} today (prompts and replies). The budget resets at "
+            f"midnight UTC, in {in_words(wait)}; other models have budgets of their own.",
             code="daily_tokens",
             retry_after=wait,
         )
-    if started > limits.per_minute:
-        client.decr(key)
+    if started is None:
+        started = started_count(user=user, now=now, limit=limits.per_minute)
+    if started >= limits.per_minute:
         wait = until_minute_ends(now)
         raise LimitReached(
             f"You have started {limits.per_minute} replies this minute, the most for your "

@@ -75,6 +75,7 @@ class GenerationRequest(TypedDict, total=False):
     with_defaults: bool
     group: str
     running: int | None
+    started: int | None
     blind: bool
 
 
@@ -102,6 +103,7 @@ def generation_prepare(
     with_defaults: bool = True,
     group: str = "",
     running: int | None = None,
+    started: int | None = None,
     blind: bool = False,
 ) -> Generation:
     """Check that the generation may start and return it, neither placed nor saved:
@@ -131,7 +133,7 @@ def generation_prepare(
         _check_prompt(prompt, model=model)
     elif not messages:
         raise ValidationFailed("There is nothing to generate from.")
-    limits_check(user=user, model=model, running=running)
+    limits_check(user=user, model=model, running=running, started=started)
     generation_id = uuid.uuid4()
     sent = _params(
         model=model,

@@ -75,6 +75,7 @@ def reply_generation(
     model: LanguageModel | None = None,
     repeat: dict[str, Any] | None = None,
     running: int | None = None,
+    started: int | None = None,
 ) -> Generation:
     """Prepare a reply to ``history``: with the conversation's system prompt first and its
     parameters over the model's defaults, or, to ``repeat`` a reply, its exact input and
@@ -90,6 +91,7 @@ def reply_generation(
         with_defaults=repeat is None,
         group=conversation.group,
         running=running,
+        started=started,
     )
 
 

@@ -115,6 +115,7 @@ def message_send(
             text=text,
             client_id=client_id,
             running=found.running,
+            started=found.started,
         )
     except IntegrityError as exc:  # two resends raced on the same client_id
         return _resent(exc, user=user, conversation_id=conversation_id, client_id=client_id)
@@ -159,6 +160,7 @@ def _send_after(
     text: str,
     client_id: uuid.UUID | None,
     running: int | None = None,
+    started: int | None = None,
 ) -> Sent:
     if parent is not None and parent.is_active:
         raise Conflict("Wait for the current reply to finish, or stop it.", code="busy")
@@ -170,6 +172,7 @@ def _send_after(
         client_id=client_id,
         parent_id=parent.pk if parent is not None else None,
         running=running,
+        started=started,
     )
 
 
@@ -192,6 +195,7 @@ def _send(
     client_id: uuid.UUID | None,
     parent_id: Any = None,
     running: int | None = None,
+    started: int | None = None,
 ) -> Sent:
     """Save the user's message and its reply, queued."""
     user_message = Message(
@@ -204,7 +208,7 @@ def _send(
     )
     history = [*history, {"role": "user", "content": content}]
     generation = reply_generation(
-        user=user, conversation=conversation, history=history, running=running
+        user=user, conversation=conversation, history=history, running=running, started=started
     )
     reply = Message(
         id=uuid.uuid4(),

@@ -17,6 +17,7 @@ alternatives) and in its outcome, to be saved with it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -135,9 +136,16 @@ class Outcome:
 
 
 class Generation:
-    def __init__(self, job: Job, limits: Limits) -> None:
+    """One generation's stream. With a ``claimed`` gate (an early start: the request goes
+    out while the worker's claim runs), nothing is written to the relay until the gate
+    says True; with False, what was read is dropped and the stream is cancelled."""
+
+    def __init__(
+        self, job: Job, limits: Limits, *, claimed: concurrent.futures.Future[bool] | None = None
+    ) -> None:
         self.job = job
         self.limits = limits
+        self._claimed = claimed
         self.publisher = relay.Publisher(job.generation_id, job.group)
         self.outcome = Outcome(trimmed_messages=job.trimmed)
         self._pending: list[str] = []
@@ -271,6 +279,8 @@ class Generation:
             self._timer = None
         if not self._pending:
             return
+        if self._claimed is not None and not await self._ours():
+            return
         text, self._pending = "".join(self._pending), []
         tokens, self._pending_tokens = self._pending_tokens, []
         self.outcome.tokens.extend(tokens)
@@ -281,6 +291,15 @@ class Generation:
         # and the next one carries it.
         self.publisher.add_chunk(text, tokens=tokens or None)
         await asyncio.shield(self.publisher.sync())
+
+    async def _ours(self) -> bool:
+        """Wait for the claim of an early start; whether the tokens may go out."""
+        assert self._claimed is not None
+        if not await asyncio.wrap_future(self._claimed):
+            self._pending, self._pending_tokens = [], []
+            return False
+        self._claimed = None  # once claimed, the check costs nothing per chunk
+        return True
 
     async def _beat(self) -> None:
         while True:

@@ -9,6 +9,7 @@ to the cancel channel reaches any of them within milliseconds.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -31,7 +32,12 @@ SHUTDOWN_DETAIL = "The reply was cut off because its worker was restarted. Regen
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the process's relay loop and return its result."""
-    return asyncio.run_coroutine_threadsafe(coro, _relay_loop()).result()
+    return start(coro).result()
+
+
+def start(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Start ``coro`` on the process's relay loop; cancelling the future cancels it."""
+    return asyncio.run_coroutine_threadsafe(coro, _relay_loop())
 
 
 def submit(coro: Coroutine[Any, Any, Any], *, what: str) -> None:
@@ -89,7 +95,12 @@ async def _listen_for_cancels() -> None:
 def register(generation_id: str, task: asyncio.Task[Any]) -> None:
     """Let a cancel message for ``generation_id`` cancel ``task``."""
     _running[generation_id] = task
-    task.add_done_callback(lambda _: _running.pop(generation_id, None))
+
+    def gone(_: Any) -> None:
+        if _running.get(generation_id) is task:  # not a later run of the same generation
+            del _running[generation_id]
+
+    task.add_done_callback(gone)
 
 
 def running() -> int:

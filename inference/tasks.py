@@ -8,10 +8,12 @@ Everything is saved through ``webapp.generations``' services.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import shared_task
@@ -23,6 +25,7 @@ from webapp.generations.services import (
     INTERRUPTED_DETAIL,
     GenerationRefused,
     generation_claim,
+    generation_early,
     generation_expire,
     generation_fail,
     generation_finish,
@@ -33,7 +36,7 @@ from webapp.generations.services import (
 )
 
 from . import relay, runtime
-from .generation import Generation, Job, Limits
+from .generation import Generation, Job, Limits, Outcome
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,9 +49,12 @@ T = TypeVar("T")
     soft_time_limit=3600,
     time_limit=3700,
 )
-def generate(generation_id: str) -> None:
+def generate(generation_id: str, start: dict[str, Any] | None = None) -> None:
+    """Claim the generation and stream it. With ``start`` (what the web process knew as it
+    saved it) the request goes out while the claim runs, and its tokens wait for it."""
+    early = _EarlyStart.begin(generation_id, start) if start else None
     try:
-        job = generation_claim(generation_id=generation_id)
+        job = _claim(generation_id, early)
     except GenerationRefused as exc:
         generation_fail(generation_id=generation_id, code=exc.code, detail=exc.detail)
         error = {"code": exc.code, "detail": exc.detail}
@@ -59,8 +65,11 @@ def generate(generation_id: str) -> None:
     if job is None:
         return
     db.connection.close()  # streaming takes minutes; hold no database connection meanwhile
-    generation = Generation(job, Limits.from_settings(settings.GENERATION))
-    outcome = runtime.run(generation.run())
+    if early is not None and (outcome := early.claimed(job)) is not None:
+        generation = early.generation
+    else:  # no early start, or the claim read otherwise (an endpoint edited since)
+        generation = Generation(job, Limits.from_settings(settings.GENERATION))
+        outcome = runtime.run(generation.run())
     if outcome.overloaded_at_start() and _retried(job):
         return
     _until_saved(
@@ -77,6 +86,51 @@ def generate(generation_id: str) -> None:
         outcome.status,
         outcome.generated_tokens,
     )
+
+
+@dataclass
+class _EarlyStart:
+    """A generation streaming on the relay loop before its claim; its tokens wait for it."""
+
+    generation: Generation
+    gate: concurrent.futures.Future[bool]
+    running: concurrent.futures.Future[Outcome]
+
+    @classmethod
+    def begin(cls, generation_id: str, start: dict[str, Any]) -> _EarlyStart | None:
+        job = generation_early(generation_id=generation_id, start=start)
+        if job is None:
+            return None
+        gate: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        generation = Generation(job, Limits.from_settings(settings.GENERATION), claimed=gate)
+        return cls(generation, gate, runtime.start(generation.run()))
+
+    def claimed(self, job: Job) -> Outcome | None:
+        """The claim said yes: let the tokens out and return how it went, if the claim read
+        the same job (else drop it and return None)."""
+        if job != self.generation.job:
+            self.drop()
+            return None
+        self.gate.set_result(True)
+        return self.running.result()
+
+    def drop(self) -> None:
+        """The claim said no (or failed): nothing read goes out, and the request ends."""
+        self.gate.set_result(False)
+        self.running.cancel()
+
+
+def _claim(generation_id: str, early: _EarlyStart | None) -> Job | None:
+    """Claim the generation; an early start the claim does not let through is dropped."""
+    try:
+        job = generation_claim(generation_id=generation_id)
+    except BaseException:
+        if early is not None:
+            early.drop()
+        raise
+    if job is None and early is not None:
+        early.drop()
+    return job
 
 
 def _retried(job: Job) -> bool:

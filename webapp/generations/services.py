@@ -183,7 +183,7 @@ def generation_enqueue(generation: Generation) -> None:
     from inference.tasks import generate
 
     if generation.endpoint_id is not None:
-        generate.delay_on_commit(str(generation.pk))
+        generate.delay_on_commit(str(generation.pk), generation_start(generation))
     else:
         queue_admit_later(model_id=generation.language_model_id)
 
@@ -243,23 +243,72 @@ def generation_claim(*, generation_id: str) -> Job | None:
     claimed = _claim(generation_id)
     if claimed is None:
         return None
+    asked, endpoint = claimed.input, claimed.endpoint
     refusal = _refusal(claimed.access)
     if refusal is not None:
-        raise GenerationRefused("forbidden", refusal, group=claimed.group)
-    if claimed.endpoint is None:
-        raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=claimed.group)
-    params = claimed.params
+        raise GenerationRefused("forbidden", refusal, group=asked.group)
+    if endpoint is None:
+        raise GenerationRefused("no_endpoint", NO_ENDPOINT_DETAIL, group=asked.group)
+    _endpoints[endpoint.id] = endpoint
+    return _job(generation_id, asked, endpoint, model_id=str(claimed.access.model_id))
+
+
+def generation_start(generation: Generation) -> dict[str, Any]:
+    """What a worker needs to send a placed generation's request before its claim returns,
+    read from the generation as it is saved (its input is frozen at creation); the task
+    message carries it. The claim reads the same from the row and has the last word."""
+    return {
+        "endpoint": str(generation.endpoint_id),
+        "model": str(generation.language_model_id),
+        "messages": generation.messages,
+        "prompt": generation.prompt,
+        "params": generation.params,
+        "group": generation.channel_group,
+        "blind": generation.blind,
+        "trimmed": generation.trimmed_messages,
+        "context_length": generation.language_model.context_length,
+    }
+
+
+def generation_early(*, generation_id: str, start: Mapping[str, Any]) -> Job | None:
+    """The job ``generation_start`` describes, to stream while the claim runs; None when
+    this process has not served its endpoint yet (the endpoint, with its key, comes from an
+    earlier claim, never from the message) or the message does not read as one."""
+    try:
+        endpoint = _endpoints.get(start["endpoint"])
+        if endpoint is None:
+            return None
+        asked = _Input(
+            messages=start["messages"],
+            prompt=start["prompt"],
+            params=start["params"],
+            group=start["group"],
+            blind=bool(start["blind"]),
+            trimmed=int(start["trimmed"]),
+            context_length=int(start["context_length"]),
+        )
+        return _job(generation_id, asked, endpoint, model_id=str(start["model"]))
+    except (KeyError, TypeError, ValueError, ParamsError):
+        return None
+
+
+# The endpoints this worker process has claimed generations for, by id (with their keys).
+_endpoints: dict[str, Endpoint] = {}
+
+
+def _job(generation_id: str, asked: _Input, endpoint: Endpoint, *, model_id: str) -> Job:
+    params = asked.params
     return Job(
         generation_id=generation_id,
-        group=claimed.group,
-        endpoint=claimed.endpoint,
-        messages=claimed.messages,
-        prompt=claimed.prompt,
-        params=params_parse(params, backend=claimed.endpoint.kind, completion=bool(claimed.prompt)),
-        model_id=str(claimed.access.model_id),
-        blind=claimed.blind,
-        context_budget=claimed.context_length - int(params.get("max_new_tokens") or 0),
-        trimmed=claimed.trimmed,
+        group=asked.group,
+        endpoint=endpoint,
+        messages=asked.messages,
+        prompt=asked.prompt,
+        params=params_parse(params, backend=endpoint.kind, completion=bool(asked.prompt)),
+        model_id=model_id,
+        blind=asked.blind,
+        context_budget=asked.context_length - int(params.get("max_new_tokens") or 0),
+        trimmed=asked.trimmed,
     )
 
 
@@ -296,16 +345,24 @@ def _refusal(access: _Access) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Claimed:
+class _Input:
+    """What a generation asks, frozen at its creation: read by its claim, or carried by its
+    task message for an early start (``generation_start``)."""
+
     messages: list[ChatMessage]
     prompt: str
     params: dict[str, Any]
     group: str
-    endpoint: Endpoint | None
-    access: _Access
     blind: bool
     trimmed: int  # older turns the web app left out to fit the context
     context_length: int
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    input: _Input
+    endpoint: Endpoint | None
+    access: _Access
 
 
 # Double-quoted names read the same to PostgreSQL and SQLite. Only an admitted
@@ -398,17 +455,10 @@ def _claimed(
 ) -> _Claimed:
     """``rest``: the claim's blind flag, its trimmed count and the model's context length."""
     blind, trimmed, context_length = rest
-    return _Claimed(
-        _json(messages),
-        prompt,
-        _json(params),
-        group,
-        endpoint,
-        access,
-        bool(blind),
-        trimmed,
-        context_length,
+    asked = _Input(
+        _json(messages), prompt, _json(params), group, bool(blind), trimmed, context_length
     )
+    return _Claimed(asked, endpoint, access)
 
 
 def _endpoint(pk: Any, url: str, api_key: str, backend: str, backend_model: str) -> Endpoint:

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from django import db
 from django.db import connection
 
 from inference.relay import log_text
@@ -69,6 +70,18 @@ def _request(inference: Any, number: int) -> Callable[[], dict[str, Any] | None]
     return seen
 
 
+def _worker(generation_id: str, start: dict[str, Any]) -> threading.Thread:
+    """Run the task in a thread of its own, as a worker's pool does, closing its connection."""
+
+    def run() -> None:
+        try:
+            generate(generation_id, start)
+        finally:
+            db.connection.close()
+
+    return threading.Thread(target=run)
+
+
 @pytest.fixture
 def served_once(user, openai_model, inference, admit) -> None:
     """This process has claimed a generation on the model's endpoint: it knows the endpoint."""
@@ -80,7 +93,7 @@ def test_the_request_goes_out_before_the_claim_and_its_text_only_after(
     user, openai_model, inference, admit, served_once
 ):
     generation_id, start = _placed(user, openai_model, admit, "Go " + directive(n_tokens=5))
-    worker = threading.Thread(target=generate, args=(generation_id, start))
+    worker = _worker(generation_id, start)
     with _claim_held(generation_id):
         worker.start()
         # The server answers in full while the claim waits; none of it is on the page.
@@ -98,7 +111,7 @@ def test_a_claim_refused_after_the_request_went_out_shows_no_token_and_ends_the_
 ):
     generation_id, start = _placed(user, openai_model, admit, "Go " + SLOW)
     User.objects.filter(pk=user.pk).update(is_active=False)  # gone before the claim
-    worker = threading.Thread(target=generate, args=(generation_id, start))
+    worker = _worker(generation_id, start)
     with _claim_held(generation_id):
         worker.start()
         _until(_request(inference, 2))

@@ -400,7 +400,7 @@ def test_two_rows_of_the_same_models_in_opposite_orders_both_start(slugs, unqueu
     from webapp.generations import services as generation_services
     from webapp.generations.queue import queue_place as placed
 
-    monkeypatch.setattr(generate, "delay_on_commit", lambda *args: None)  # no worker here
+    monkeypatch.setattr(generate, "apply_async_on_commit", lambda *a, **o: None)  # no worker
     barrier = threading.Barrier(2, timeout=1.0)
     local = threading.local()
 

@@ -231,7 +231,7 @@ def test_sends_racing_for_a_models_last_slot_start_exactly_one_reply(inference, 
     takes the model's row lock before it counts the free slots."""
     from inference.tasks import generate
 
-    monkeypatch.setattr(generate, "delay", lambda *args: None)
+    monkeypatch.setattr(generate, "apply_async", lambda *args, **options: None)
     model = one_slot_model(inference.url)
     conversations = [ConversationFactory(user=UserFactory(), model=model) for _ in range(6)]
 

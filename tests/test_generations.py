@@ -154,14 +154,17 @@ def test_a_send_to_a_model_with_a_free_slot_starts_it_in_the_same_two_queries(
     from inference.tasks import generate
 
     sent_tasks = []
-    monkeypatch.setattr(generate, "delay", lambda *args: sent_tasks.append(args))  # no worker
+    monkeypatch.setattr(
+        generate, "apply_async", lambda *sent, **options: sent_tasks.append((*sent, options))
+    )
     with at_most_queries(2):
         sent = message_send(user=user, conversation_id=conversation.pk, content="Now")
     generation = Generation.objects.get(pk=sent.assistant_message.generation_id)
     assert generation.admitted_at is not None
     assert generation.endpoint == conversation.model.endpoints.get()
-    [(task_id, start)] = sent_tasks
+    [((task_id, start), options)] = sent_tasks
     assert task_id == str(generation.pk)
+    assert "Now" not in options["argsrepr"]  # the task's header names the generation only
     # What the worker needs to send the request while it claims: the saved generation's.
     assert start["endpoint"] == str(generation.endpoint_id)
     assert (start["messages"], start["params"]) == (generation.messages, generation.params)

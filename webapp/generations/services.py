@@ -183,7 +183,10 @@ def generation_enqueue(generation: Generation) -> None:
     from inference.tasks import generate
 
     if generation.endpoint_id is not None:
-        generate.delay_on_commit(str(generation.pk), generation_start(generation))
+        task = (str(generation.pk), generation_start(generation))
+        # The task's header names the generation only: Celery's own copy of the arguments
+        # would put the user's text in it, and took about 0.2 ms to write (saferepr).
+        generate.apply_async_on_commit(task, argsrepr=repr(task[:1]))
     else:
         queue_admit_later(model_id=generation.language_model_id)
 

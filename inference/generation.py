@@ -21,7 +21,7 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -146,6 +146,7 @@ class Generation:
         self.job = job
         self.limits = limits
         self._claimed = claimed
+        self._watchdog: _Watchdog | None = None
         self.publisher = relay.Publisher(job.generation_id, job.group)
         self.outcome = Outcome(trimmed_messages=job.trimmed)
         self._pending: list[str] = []
@@ -210,7 +211,7 @@ class Generation:
         limits = self.limits
         backend = backend_for(self.job.endpoint, timeouts=Timeouts(limits.connect, limits.total))
         events = self._events(backend)
-        watchdog = _Watchdog(limits.first_token)
+        watchdog = self._watchdog = _Watchdog(limits.first_token)
         try:
             async for event in events:
                 watchdog.fed()
@@ -295,7 +296,9 @@ class Generation:
     async def _ours(self) -> bool:
         """Wait for the claim of an early start; whether the tokens may go out."""
         assert self._claimed is not None
-        if not await asyncio.wrap_future(self._claimed):
+        with self._watchdog.paused() if self._watchdog else contextlib.nullcontext():
+            ours = await asyncio.wrap_future(self._claimed)
+        if not ours:
             self._pending, self._pending_tokens = [], []
             return False
         self._claimed = None  # once claimed, the check costs nothing per chunk
@@ -357,6 +360,18 @@ class _Watchdog:
         self.timeout = timeout
         self.stop()
         self._timer = self._loop.call_at(self._last + timeout, self._check)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Leave out the time spent inside: a wait that is not the backend's silence."""
+        running = self._timer is not None
+        self.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self.fed()
+                self.expect(self.timeout)
 
     def bit(self) -> bool:
         """Whether the cancel being handled is this watchdog's (then it is undone, to be

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from django import db
+from django.conf import settings
 from django.db import connection
 
 from inference.relay import log_text
@@ -98,6 +99,9 @@ def test_the_request_goes_out_before_the_claim_and_its_text_only_after(
         worker.start()
         # The server answers in full while the claim waits; none of it is on the page.
         _until(lambda: (_request(inference, 2)() or {}).get("completed"))
+        # A claim slower than the stream's idle limit: waiting for it is not the backend's
+        # silence, so the reply does not end as timed out.
+        time.sleep(settings.GENERATION["IDLE_TIMEOUT"] + 0.5)
         assert log_text(generation_id) == ("", 0)
     worker.join(10)
     saved = Generation.objects.get(pk=generation_id)
